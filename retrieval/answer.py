@@ -1,0 +1,63 @@
+"""The values the engine hands to every front end: an answer, its passages and a conversation turn."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+AnswerKind = Literal["extractive", "sentence", "none"]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved passage: where an answer may come from."""
+
+    id: str
+    text: str
+    title: str
+    source: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the engine answers to one question.
+
+    `kind` is "extractive" (a span found by the reader model), "sentence" (the best-matching
+    sentence, used when no reader model is available) or "none" (the bot does not know).
+    `evidence` is the sentence the answer came from; `answer_start`/`answer_end` locate the
+    answer inside `evidence` (both -1 when it is not a substring of it).
+    """
+
+    question: str
+    text: str
+    score: float
+    kind: AnswerKind
+    evidence: str = ""
+    title: str = ""
+    source: str = ""
+    passages: tuple[Passage, ...] = ()
+    answer_start: int = -1
+    answer_end: int = -1
+    search_query: str = ""
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def known(self) -> bool:
+        return self.kind != "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the `--json` output of `qabot ask`)."""
+        data = asdict(self)
+        data["answer"] = data.pop("text")
+        data["passages"] = [asdict(p) for p in self.passages]
+        data["notices"] = list(self.notices)
+        return data
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question and its answer, kept so that follow-up questions can be understood."""
+
+    question: str
+    answer: Answer

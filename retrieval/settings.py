@@ -1,0 +1,177 @@
+"""All of qabot's settings, read in this one module and passed down.
+
+Precedence, highest first: command-line flags, environment variables (`QABOT_<SECTION>_<KEY>`,
+e.g. `QABOT_INDEX_DIR`, `QABOT_READER_MODEL`), the config file (`--config`, `QABOT_CONFIG`
+or the project's `config/qabot.toml`), then the defaults below. Every setting is documented,
+with its default, in `config/qabot.toml`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from retrieval.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "qabot.toml"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qabot"
+
+
+class _Section(BaseModel):
+    model_config = {"extra": "forbid", "validate_assignment": True}
+
+
+class DataSettings(_Section):
+    dir: Path = Field(default_factory=_default_data_dir, description="Folder for feedback and other data.")
+
+
+class IndexSettings(_Section):
+    dir: Path | None = Field(default=None, description="Index folder; empty means <data.dir>/index.")
+    corpus: list[Path] = Field(default_factory=lambda: [PROJECT_ROOT / "seeds"])
+    passage_words: int = Field(default=120, ge=20, le=2000)
+    overlap_sentences: int = Field(default=1, ge=0, le=10)
+    max_file_mb: float = Field(default=20.0, gt=0)
+    max_passages_per_file: int = Field(default=5000, ge=1)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
+class ModelSettings(_Section):
+    embedding: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", min_length=1)
+    reader: str = Field(default="deepset/tinyroberta-squad2", min_length=1)
+    cache_dir: Path | None = None
+    threads: int = Field(default=0, ge=0, le=256)
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(default=5, ge=1, le=100)
+    candidates: int = Field(default=20, ge=1, le=1000)
+
+
+class AnswerSettings(_Section):
+    min_reader_score: float = Field(default=0.25, ge=0.0, le=1.0)
+    min_sentence_score: float = Field(default=0.35, ge=-1.0, le=1.0)
+    reader_passages: int = Field(default=3, ge=1, le=20)
+    max_question_tokens: int = Field(default=64, ge=8, le=512)
+
+
+class TelegramSettings(_Section):
+    base_url: str = "https://api.telegram.org/bot"
+    token_file: Path | None = None
+    allowlist: list[int] = Field(default_factory=list)
+    questions_per_minute: int = Field(default=10, ge=1, le=10_000)
+    max_question_chars: int = Field(default=1000, ge=1, le=100_000)
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration; see config/qabot.toml for each key's meaning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QABOT_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    data: DataSettings = Field(default_factory=DataSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @property
+    def index_dir(self) -> Path:
+        return self.index.dir if self.index.dir is not None else self.data.dir / "index"
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The config file's values, already parsed, with relative paths resolved against the file."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> None:
+    """Paths written in a config file are relative to that file, not to the current folder."""
+    index = data.get("index", {})
+    if "dir" in index and index["dir"]:
+        index["dir"] = str((base / Path(index["dir"]).expanduser()).resolve())
+    if "corpus" in index:
+        index["corpus"] = [str((base / Path(p).expanduser()).resolve()) for p in index["corpus"]]
+    for section, key in (("data", "dir"), ("models", "cache_dir"), ("telegram", "token_file")):
+        value = data.get(section, {}).get(key)
+        if value:
+            data[section][key] = str((base / Path(value).expanduser()).resolve())
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    reason = first["msg"]
+    if "input" in first and not isinstance(first["input"], dict):
+        reason += f" (got {first['input']!r})"
+    return f"invalid setting {key} in {origin}: {reason}"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from the config file, the environment and `overrides` (nested dicts by section).
+
+    Raises ConfigError, naming the key and the reason, when a value is invalid.
+    """
+    import tomllib
+
+    chosen = config_file or os.environ.get("QABOT_CONFIG") or None
+    path = Path(chosen).expanduser() if chosen else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    file_data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}", exit_code=2)
+        try:
+            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}", exit_code=2) from exc
+        _resolve_relative(file_data, path.resolve().parent)
+    overrides = {section: values for section, values in overrides.items() if values}
+    _FileSource.data = file_data
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        origin = f"{path} or the environment" if path else "the environment"
+        raise ConfigError(_describe(exc, origin), exit_code=2) from exc
+    finally:
+        _FileSource.data = {}
