@@ -1,0 +1,39 @@
+"""Follow-up questions: "When did he do that?" is searched together with the turn it continues."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from haystack import component
+
+from retrieval.answer import Turn
+
+# Words that point back to something said before; a question using one continues the conversation.
+_BACK_REFERENCES = re.compile(
+    r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|this|that|these|those|there|then|"
+    r"the same|so|did so|do so|do that|did that|else|also|too)\b",
+    re.IGNORECASE,
+)
+_CONTENT_WORD = re.compile(r"[A-Za-z0-9]{4,}")
+
+
+def is_follow_up(question: str) -> bool:
+    """True for questions that lean on the previous turn: back-references or too few words of their own."""
+    return bool(_BACK_REFERENCES.search(question)) or len(_CONTENT_WORD.findall(question)) < 2
+
+
+@component
+class FollowUpContextualizer:
+    """Builds the search query and the reader's question from a question and the conversation so far."""
+
+    @component.output_types(search_query=str, reader_question=str)
+    def run(self, question: str, history: list[Turn] | None = None) -> dict[str, Any]:
+        previous = history[-1] if history else None
+        if previous is None or not is_follow_up(question):
+            return {"search_query": question, "reader_question": question}
+        said = previous.answer.evidence or previous.answer.text if previous.answer.known else ""
+        context = " ".join(part for part in (previous.question, said) if part)
+        # The search sees the earlier turn; the reader gets it after the question, so the span
+        # it looks for is still the one the new question asks about.
+        return {"search_query": f"{question} {context}", "reader_question": f"{question} ({previous.question})"}

