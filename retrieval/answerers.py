@@ -75,11 +75,19 @@ class ExtractiveAnswerer:
     No answer (the reader's no-answer wins, or confidence under `min_score`) gives None.
     """
 
-    def __init__(self, reader: Any, index: IndexData, passages: int = 3, min_score: float = 0.25) -> None:
+    def __init__(
+        self,
+        reader: Any,
+        index: IndexData,
+        passages: int = 3,
+        min_score: float = 0.25,
+        no_answer: bool = True,
+    ) -> None:
         self.reader = reader
         self.index = index
         self.passages = passages
         self.min_score = min_score
+        self.no_answer = no_answer
 
     def warm_up(self) -> None:
         self.reader.warm_up()
@@ -89,7 +97,9 @@ class ExtractiveAnswerer:
         documents = documents[: self.passages]
         if not documents:
             return {"answer": None}
-        answers = self.reader.run(query=query, documents=documents, top_k=1, no_answer=True)["answers"]
+        answers = self.reader.run(query=query, documents=documents, top_k=1, no_answer=self.no_answer)[
+            "answers"
+        ]
         spans = [a for a in answers if a.data]
         no_answer = max((a.score for a in answers if not a.data), default=0.0)
         if not spans or spans[0].score < self.min_score or spans[0].score < no_answer:

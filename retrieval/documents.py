@@ -5,6 +5,7 @@ Files that are binary, not UTF-8, empty or too big are skipped with a reason, ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -119,7 +120,8 @@ class ArticleLoader:
             documents = self._converters[kind].run(sources=[stream])["documents"]
             if kind == "markdown" and documents and title:
                 # The heading is the title; keep it out of the body's sentences.
-                documents[0].content = (documents[0].content or "").replace(title, "", 1)
+                body = (documents[0].content or "").replace(title, "", 1)
+                documents[0] = dataclasses.replace(documents[0], content=body)
         documents = [d for d in documents if d.content and d.content.strip()]
         if not documents:
             return SkippedFile(str(path), "no text found")

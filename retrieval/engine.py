@@ -44,6 +44,14 @@ class IndexReport:
     seconds: float = 0.0
 
 
+def _quiet_transformers() -> None:
+    """Model loading draws its own progress bars and warnings; front ends show their own."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
 
@@ -54,7 +62,9 @@ class QAEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.index_dir = settings.index_dir
-        self.embedding_model: ResolvedModel = resolve_model(settings.models.embedding, settings.models.cache_dir)
+        self.embedding_model: ResolvedModel = resolve_model(
+            settings.models.embedding, settings.models.cache_dir
+        )
         if not self.embedding_model.available:
             raise QabotError(
                 f"embedding model {settings.models.embedding!r} is not on this machine: run "
@@ -78,6 +88,7 @@ class QAEngine:
         return {"model": str(self.embedding_model.path), "progress_bar": False, "normalize_embeddings": True}
 
     def _text_embedder(self) -> Any:
+        _quiet_transformers()
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersTextEmbedder,
         )
@@ -87,6 +98,7 @@ class QAEngine:
         return embedder
 
     def _document_embedder(self, with_title: bool) -> Any:
+        _quiet_transformers()
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersDocumentEmbedder,
         )
@@ -119,6 +131,8 @@ class QAEngine:
             return None
         try:
             from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+            _quiet_transformers()
 
             reader = TransformersExtractiveReader(model=str(resolved.path), no_answer=True)
             reader.warm_up()
@@ -155,7 +169,9 @@ class QAEngine:
         except IndexMissingError:
             return True
 
-    def index_paths(self, paths: Sequence[Path], rebuild: bool = False, progress: Progress = _no_progress) -> IndexReport:
+    def index_paths(
+        self, paths: Sequence[Path], rebuild: bool = False, progress: Progress = _no_progress
+    ) -> IndexReport:
         """Index the article files under `paths`; unchanged files are kept, changed ones replaced."""
         files = list(iter_article_files([Path(p) for p in paths]))
         loader = ArticleLoader(max_file_mb=self.settings.index.max_file_mb)
@@ -193,10 +209,14 @@ class QAEngine:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _index_locked(self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress) -> IndexReport:
+    def _index_locked(
+        self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress
+    ) -> IndexReport:
         report = IndexReport()
-        old = None if rebuild or not index_exists(self.index_dir) else load_index(
-            self.index_dir, self.settings.models.embedding, verify=False
+        old = (
+            None
+            if rebuild or not index_exists(self.index_dir)
+            else load_index(self.index_dir, self.settings.models.embedding, verify=False)
         )
         splitter = SentencePassageSplitter(
             passage_words=self.settings.index.passage_words,
@@ -219,7 +239,11 @@ class QAEngine:
                 new_passages = [p for p in new_passages if p.meta["source"] != source]
             replaced.add(source)
             new_passages.extend(passages)
-            sources[source] = {"file_hash": file_hash, "title": article.meta.get("title", ""), "passages": len(passages)}
+            sources[source] = {
+                "file_hash": file_hash,
+                "title": article.meta.get("title", ""),
+                "passages": len(passages),
+            }
             report.files_indexed += 1
         if old is not None and not replaced:
             report.passages_total = len(old)
@@ -270,12 +294,20 @@ class QAEngine:
             )
             for p in new_passages
         ]
-        passage_docs = [Document(content=p.content, meta={"title": p.meta.get("title", "")}) for p in new_passages]
-        sentence_docs = [
-            Document(content=(p.content or "")[start:end]) for p in new_passages for start, end in p.meta["sentence_spans"]
+        passage_docs = [
+            Document(content=p.content, meta={"title": p.meta.get("title", "")}) for p in new_passages
         ]
-        new_passage_vectors = self._embed(self._document_embedder(True), passage_docs, "embedding passages", progress)
-        new_sentence_vectors = self._embed(self._document_embedder(False), sentence_docs, "embedding sentences", progress)
+        sentence_docs = [
+            Document(content=(p.content or "")[start:end])
+            for p in new_passages
+            for start, end in p.meta["sentence_spans"]
+        ]
+        new_passage_vectors = self._embed(
+            self._document_embedder(True), passage_docs, "embedding passages", progress
+        )
+        new_sentence_vectors = self._embed(
+            self._document_embedder(False), sentence_docs, "embedding sentences", progress
+        )
         new_rows = np.repeat(
             np.arange(len(new_passages), dtype=np.int32) + len(kept_rows),
             [len(p.meta["sentence_spans"]) for p in new_passages],
@@ -320,7 +352,9 @@ class QAEngine:
         if reader is not None:
             pipeline.add_component(
                 "answerer",
-                ExtractiveAnswerer(reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score),
+                ExtractiveAnswerer(
+                    reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
+                ),
             )
             pipeline.connect("followup.reader_question", "answerer.query")
         else:
@@ -349,7 +383,7 @@ class QAEngine:
 
     @property
     def answer_kind(self) -> str:
-        """"extractive" when a reader model is loaded, else "sentence"."""
+        """ "extractive" when a reader model is loaded, else "sentence"."""
         self.warm_up()
         return "extractive" if self._reader is not None else "sentence"
 
@@ -389,7 +423,12 @@ class QAEngine:
         return self._to_answer(question, extracted, documents, search_query, tuple(notices))
 
     def _to_answer(
-        self, question: str, extracted: Any, documents: list[Document], search_query: str, notices: tuple[str, ...]
+        self,
+        question: str,
+        extracted: Any,
+        documents: list[Document],
+        search_query: str,
+        notices: tuple[str, ...],
     ) -> Answer:
         passages = tuple(
             Passage(
@@ -402,11 +441,13 @@ class QAEngine:
             for doc in documents
         )
         if extracted is None:
-            return Answer(question, "", 0.0, "none", passages=passages, search_query=search_query, notices=notices)
+            return Answer(
+                question, "", 0.0, "none", passages=passages, search_query=search_query, notices=notices
+            )
         evidence = extracted.meta["evidence"]
         start = extracted.document_offset.start - extracted.meta["evidence_offset"]
         end = start + len(extracted.data)
-        if not (0 <= start and evidence[start:end] == extracted.data):
+        if not (start >= 0 and evidence[start:end] == extracted.data):
             start, end = -1, -1
         return Answer(
             question=question,

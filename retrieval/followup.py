@@ -10,9 +10,12 @@ from haystack import component
 from retrieval.answer import Turn
 
 # Words that point back to something said before; a question using one continues the conversation.
+# "this"/"that" count only where they stand for a thing ("Why did that happen?"), not before a
+# noun ("this year").
 _BACK_REFERENCES = re.compile(
-    r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|this|that|these|those|there|then|"
-    r"the same|so|did so|do so|do that|did that|else|also|too)\b",
+    r"\b(he|she|it|they|him|her|them|his|hers|its|their|theirs|there|then|the same|else|also|too)\b"
+    r"|\b(this|that|these|those)\b(?=\s*(?:[?.!,;]|$|(?:is|was|were|are|be|been|happen|happened|mean|means|"
+    r"do|did|does|take|took|say|said)\b))",
     re.IGNORECASE,
 )
 _CONTENT_WORD = re.compile(r"[A-Za-z0-9]{4,}")
@@ -36,4 +39,7 @@ class FollowUpContextualizer:
         context = " ".join(part for part in (previous.question, said) if part)
         # The search sees the earlier turn; the reader gets it after the question, so the span
         # it looks for is still the one the new question asks about.
-        return {"search_query": f"{question} {context}", "reader_question": f"{question} ({previous.question})"}
+        return {
+            "search_query": f"{question} {context}",
+            "reader_question": f"{question} ({previous.question})",
+        }

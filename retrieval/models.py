@@ -123,5 +123,7 @@ def pull_model(name: str, cache_dir: Path | None = None) -> Path:
             allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "1_Pooling/*", "merges.txt"],
         )
     except Exception as exc:  # noqa: BLE001 - report any hub failure in one line
-        raise QabotError(f"cannot pull {name}: {type(exc).__name__}: {exc}".splitlines()[0], exit_code=2) from exc
+        raise QabotError(
+            f"cannot pull {name}: {type(exc).__name__}: {exc}".splitlines()[0], exit_code=2
+        ) from exc
     return Path(folder)

@@ -37,7 +37,11 @@ class SentencePassageSplitter:
     """Groups sentences into passages of up to `passage_words` words, repeating `overlap_sentences`."""
 
     def __init__(
-        self, passage_words: int = 120, overlap_sentences: int = 1, max_passages: int = 5000, language: str = "en"
+        self,
+        passage_words: int = 120,
+        overlap_sentences: int = 1,
+        max_passages: int = 5000,
+        language: str = "en",
     ) -> None:
         self.passage_words = passage_words
         self.overlap_sentences = overlap_sentences
@@ -49,7 +53,9 @@ class SentencePassageSplitter:
         start = 0
         while start < len(sentences) and len(groups) < self.max_passages:
             end, words = start, 0
-            while end < len(sentences) and (end == start or words + len(sentences[end].split()) <= self.passage_words):
+            while end < len(sentences) and (
+                end == start or words + len(sentences[end].split()) <= self.passage_words
+            ):
                 words += len(sentences[end].split())
                 end += 1
             groups.append(sentences[start:end])
@@ -71,5 +77,7 @@ class SentencePassageSplitter:
                     offset += len(sentence) + 1
                 content = " ".join(group)
                 meta = {**document.meta, "sentence_spans": spans, "passage_number": number}
-                passages.append(Document(id=passage_id(meta.get("source", ""), content), content=content, meta=meta))
+                passages.append(
+                    Document(id=passage_id(meta.get("source", ""), content), content=content, meta=meta)
+                )
         return {"documents": passages}

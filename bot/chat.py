@@ -1,0 +1,73 @@
+"""The interactive chat: questions in, answers out, with follow-ups, /sources and /help.
+
+Works at a terminal and with piped input alike (then it reads one question a line).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from rich.console import Console
+
+from bot.formatting import render_answer, render_sources
+from retrieval.answer import Turn
+from retrieval.engine import QAEngine
+from retrieval.errors import QabotError
+
+HISTORY_TURNS = 5
+HELP = """Ask a question about the indexed articles, e.g. "Who declared the talks dead?".
+Follow-up questions ("When did he do that?") continue the conversation.
+Commands:
+  /sources  the passages behind the last answer
+  /new      forget the conversation so far
+  /help     this help
+  /quit     leave (also Ctrl-D)"""
+
+
+def _lines(console: Console, stdin: TextIO) -> Iterator[str]:
+    interactive = stdin.isatty() and console.is_terminal
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ") if interactive else stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if not interactive and line == "":
+            return
+        yield line.strip()
+
+
+def run_chat(engine: QAEngine, console: Console, stdin: TextIO = sys.stdin) -> int:
+    """Run the chat loop until /quit or end of input; returns the exit code."""
+    history: list[Turn] = []
+    console.print(f"qabot: ask about the articles in {engine.index_dir} (/help for commands)", style="dim")
+    for line in _lines(console, stdin):
+        if not line:
+            continue
+        command = line.lower()
+        if command in {"/quit", "/exit", "/q"}:
+            break
+        if command in {"/help", "/?"}:
+            console.print(HELP, markup=False)
+            continue
+        if command == "/sources":
+            console.print(render_sources(history[-1].answer if history else None))
+            continue
+        if command in {"/new", "/reset"}:
+            history.clear()
+            console.print("Started a new conversation.", style="dim")
+            continue
+        if command.startswith("/"):
+            console.print(f"Unknown command {line.split()[0]}: try /help.", markup=False)
+            continue
+        try:
+            answer = engine.ask(line, history)
+        except QabotError as error:
+            console.print(f"error: {error}", style="red", markup=False)
+            continue
+        for notice in answer.notices:
+            console.print(f"note: {notice}", style="yellow", markup=False)
+        console.print(render_answer(answer))
+        history = [*history, Turn(line, answer)][-HISTORY_TURNS:]
+    return 0

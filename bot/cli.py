@@ -1,0 +1,272 @@
+"""`qabot`: the command line. Each command parses its options, calls the engine and prints.
+
+No traceback reaches the user: errors print one line that says what to do next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from retrieval.errors import QabotError
+from retrieval.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Question answering over news articles: index articles, then ask, chat, run a Telegram bot "
+    "or evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+models_app = typer.Typer(help="See and fetch the models qabot uses.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+IndexOpt = Annotated[
+    Path | None,
+    typer.Option("--index", help="Index folder (default: QABOT_INDEX_DIR or the config's index.dir)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Config file (default: QABOT_CONFIG or config/qabot.toml).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+TopKOpt = Annotated[int | None, typer.Option("--top-k", help="Passages retrieved per question.", min=1)]
+ReaderOpt = Annotated[str | None, typer.Option("--reader", help="Reader model: hub id or local folder.")]
+
+
+def _settings(config: Path | None, index: Path | None = None, **sections: dict[str, Any]) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {
+        k: {n: v for n, v in s.items() if v is not None} for k, s in sections.items()
+    }
+    if index is not None:
+        overrides.setdefault("index", {})["dir"] = index.expanduser().resolve()
+    return load_settings(config, **overrides)
+
+
+def _answering_settings(
+    config: Path | None, index: Path | None, top_k: int | None, reader: str | None
+) -> Settings:
+    """Settings for the commands that answer questions (the flags they share)."""
+    return _settings(config, index, retrieval={"top_k": top_k}, models={"reader": reader})
+
+
+def _engine(settings: Settings) -> Any:
+    from retrieval.engine import QAEngine
+
+    return QAEngine(settings)
+
+
+def _index_with_progress(engine: Any, paths: list[Path], rebuild: bool = False, quiet: bool = False) -> Any:
+    """Index with a rich progress bar on stderr; warns about each skipped file."""
+    with Progress(
+        TextColumn("{task.description:<20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        report = engine.index_paths(paths, rebuild=rebuild, progress=update)
+    for skipped in report.skipped:
+        err.print(
+            f"warning: skipped {skipped.path}: {skipped.reason}", style="yellow", markup=False, soft_wrap=True
+        )
+    return report
+
+
+@app.command()
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Article files or folders (.txt, .md, .html).")],
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Start a new index instead of updating it.")
+    ] = False,
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index articles: split them into passages, embed them and save the index to disk.
+
+    Re-indexing a file adds no duplicates; a changed file replaces its old passages.
+    """
+    settings = _settings(config, index_dir)
+    engine = _engine(settings)
+    report = _index_with_progress(engine, paths, rebuild=rebuild, quiet=as_json)
+    rate = report.passages_added / report.seconds if report.seconds else 0.0
+    if as_json:
+        summary = {
+            **report.__dict__,
+            "skipped": [s.__dict__ for s in report.skipped],
+            "index": str(engine.index_dir),
+        }
+        out.print_json(json.dumps(summary))
+        return
+    out.print(
+        f"Indexed {report.files_indexed} file(s) ({report.files_unchanged} unchanged, "
+        f"{len(report.skipped)} skipped): "
+        f"{report.passages_added} new passages, {report.passages_total} in {engine.index_dir} "
+        f"({report.seconds:.1f} s, {rate:.0f} passages/s).",
+        markup=False,
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+    top_k: TopKOpt = None,
+    reader: ReaderOpt = None,
+) -> None:
+    """Answer one question from the index: the answer, its confidence, article and evidence sentence."""
+    if not question.strip():
+        raise QabotError('empty question: ask something, e.g. qabot ask "Who declared the talks dead?"')
+    settings = _answering_settings(config, index_dir, top_k, reader)
+    answer = _engine(settings).ask(question)
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    from bot.formatting import render_answer
+
+    for notice in answer.notices:
+        err.print(f"note: {notice}", style="yellow", markup=False, soft_wrap=True)
+    out.print(render_answer(answer))
+
+
+@app.command()
+def chat(
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    top_k: TopKOpt = None,
+    reader: ReaderOpt = None,
+) -> None:
+    """Chat: ask questions one after another; follow-ups keep the context. Indexes the corpus on first use."""
+    from bot.chat import run_chat
+
+    settings = _answering_settings(config, index_dir, top_k, reader)
+    engine = _engine(settings)
+    if engine.is_empty():
+        err.print(
+            f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} first.", style="dim"
+        )
+        _index_with_progress(engine, list(settings.index.corpus))
+    engine.warm_up()
+    raise typer.Exit(run_chat(engine, out))
+
+
+@models_app.command("list")
+def models_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show where each configured model is found on this machine (folder, package, cache or missing)."""
+    from retrieval.models import resolve_model
+
+    settings = _settings(config)
+    rows = []
+    for role, name in (("embedding", settings.models.embedding), ("reader", settings.models.reader)):
+        found = resolve_model(name, settings.models.cache_dir)
+        rows.append({"role": role, "name": name, "origin": found.origin, "path": str(found.path or "")})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for row in rows:
+        where = row["path"] or "not on this machine (run `qabot models pull` on a connected machine)"
+        out.print(f"{row['role']:<10} {row['name']}: {row['origin']} {where}", markup=False)
+
+
+@models_app.command("pull")
+def models_pull(config: ConfigOpt = None) -> None:
+    """Download the configured models into the Hugging Face cache (needs access to the hub)."""
+    from retrieval.models import pull_model
+
+    settings = _settings(config)
+    for name in (settings.models.embedding, settings.models.reader):
+        with err.status(f"pulling {name}..."):
+            folder = pull_model(name, settings.models.cache_dir)
+        out.print(f"{name}: {folder}", markup=False)
+
+
+@app.command("bot")
+def telegram_bot(
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Use a webhook at this public HTTPS URL instead of polling."),
+    ] = None,
+    listen: Annotated[str | None, typer.Option("--listen", help="Webhook listen address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Webhook listen port.", min=1, max=65535)] = None,
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)."""
+    from bot.telegram import bot_command
+
+    settings = _settings(config, index_dir)
+    raise typer.Exit(bot_command(settings, webhook_url=webhook_url, listen=listen, port=port))
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[Path, typer.Argument(help="Question set: SQuAD JSON, JSONL or CSV.")],
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="Articles to answer from (default: the set's own paragraphs)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json-out", help="Write the full results as JSON here.")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a Markdown report with plots here.")
+    ] = None,
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    top_k: TopKOpt = None,
+    reader: ReaderOpt = None,
+) -> None:
+    """Evaluate on a question set: exact match, F1, evidence hits, retrieval recall and latency."""
+    from bot.evaluation import eval_command
+
+    settings = _answering_settings(config, index_dir, top_k, reader)
+    eval_command(settings, questions, list(corpus or []), json_out, report, out)
+
+
+def main() -> None:
+    """Console-script entry point: runs the app and turns every error into one line."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except QabotError as error:
+        err.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", style="dim")
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - last line of defence: never show a traceback
+        if os.environ.get("QABOT_DEBUG"):
+            raise
+        err.print(
+            f"error: unexpected {type(error).__name__}: {error}. Set QABOT_DEBUG=1 to see details.",
+            style="red",
+            markup=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

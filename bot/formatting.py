@@ -1,0 +1,54 @@
+"""Rendering an Answer for the terminal (rich): the answer, how sure, and where it came from."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from retrieval.answer import Answer
+
+KIND_LABELS = {
+    "extractive": "answer found in the text",
+    "sentence": "best-matching sentence (no extractive model loaded)",
+    "none": "not found",
+}
+DONT_KNOW = "I don't know: the indexed articles do not seem to answer that."
+
+
+def highlighted_evidence(answer: Answer) -> Text:
+    """The evidence sentence with the answer span in bold."""
+    text = Text(answer.evidence)
+    if answer.kind == "extractive" and 0 <= answer.answer_start < answer.answer_end:
+        text.stylize("bold yellow", answer.answer_start, answer.answer_end)
+    return text
+
+
+def render_answer(answer: Answer) -> RenderableType:
+    """The answer as the CLI shows it."""
+    if not answer.known:
+        return Text(DONT_KNOW, style="bold")
+    rows = Table.grid(padding=(0, 1))
+    rows.add_column(style="dim", justify="right")
+    rows.add_column()
+    headline = Text(answer.text, style="bold green" if answer.kind == "extractive" else "bold")
+    rows.add_row("Answer", headline)
+    rows.add_row("Confidence", f"{answer.score:.2f} ({KIND_LABELS[answer.kind]})")
+    rows.add_row("Article", escape(answer.title) or "-")
+    if answer.kind == "extractive":
+        rows.add_row("Evidence", highlighted_evidence(answer))
+    return rows
+
+
+def render_sources(answer: Answer | None) -> RenderableType:
+    """The passages behind an answer, best first."""
+    if answer is None or not answer.passages:
+        return Text("No sources yet: ask a question first.")
+    table = Table(show_lines=True, expand=True)
+    table.add_column("#", justify="right", width=3)
+    table.add_column("Article", ratio=1)
+    table.add_column("Passage", ratio=4)
+    for number, passage in enumerate(answer.passages, 1):
+        table.add_row(str(number), Text(passage.title), Text(passage.text))
+    return Group(Text("Sources of the last answer:", style="bold"), table)

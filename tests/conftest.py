@@ -1,0 +1,103 @@
+"""Shared fixtures: a real index over seeds/ built once, a real engine, a tiny real QA model.
+
+Tests never reach the network: the hub is switched off, and the reader model is either a name
+that is on no disk (sentence answers) or a tiny random-weight model saved by `tiny_reader_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for _name in [name for name in os.environ if name.startswith("QABOT_")]:
+    del os.environ[_name]
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+SEED_ARTICLE = SEEDS / "000_2702eb2bcdd00dd6.txt"
+MISSING_READER = "qabot-tests/no-such-reader-model"
+QABOT = Path(sys.executable).parent / "qabot"
+
+
+def make_settings(index_dir: Path, reader: str = MISSING_READER, **sections):
+    """Settings for a test: its own index and data folders, no reader model unless given."""
+    from retrieval.settings import load_settings
+
+    sections.setdefault("models", {})["reader"] = reader
+    sections.setdefault("index", {})["dir"] = index_dir
+    sections.setdefault("data", {})["dir"] = index_dir.parent / "data"
+    return load_settings(**sections)
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of seeds/ built once per test session (do not write to it)."""
+    from retrieval.engine import QAEngine
+
+    index_dir = tmp_path_factory.mktemp("seed") / "index"
+    QAEngine(make_settings(index_dir)).index_paths([SEEDS])
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def seed_engine(seed_index_dir: Path):
+    """A warm engine over the seed index, without a reader model (answers are sentences)."""
+    from retrieval.engine import QAEngine
+
+    engine = QAEngine(make_settings(seed_index_dir))
+    engine.warm_up()
+    return engine
+
+
+@pytest.fixture()
+def copy_of_seed_index(seed_index_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the seed index that a test may change or damage."""
+    target = tmp_path / "index"
+    shutil.copytree(seed_index_dir, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny extractive QA model with random weights, saved the way hub models are.
+
+    It uses the real BERT tokenizer shipped with the embedding model, so the whole transformers
+    loading path (config, tokenizer, safetensors weights) runs as for a downloaded model.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    from retrieval.models import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-reader")
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path)
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def run_qabot(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 180):
+    """Run the installed `qabot` console script as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [str(QABOT), *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout
+    )

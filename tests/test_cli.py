@@ -1,0 +1,107 @@
+"""The `qabot` console script, run as a user runs it: exit codes, one-line errors, JSON, chat."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import MISSING_READER, SEEDS, run_qabot
+
+
+@pytest.fixture()
+def user_env(tmp_path):
+    return {"QABOT_MODELS_READER": MISSING_READER, "QABOT_DATA_DIR": str(tmp_path / "data")}
+
+
+def _one_line_error(result) -> str:
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_help_lists_every_command():
+    result = run_qabot("--help")
+    assert result.returncode == 0
+    for command in ("index", "ask", "chat", "bot", "eval", "models"):
+        assert command in result.stdout
+
+
+def test_ask_json_prints_one_object(seed_index_dir, user_env):
+    result = run_qabot(
+        "ask", "--json", "--index", str(seed_index_dir), "Who declared the talks dead?", env=user_env
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "sentence" and "Donald Trump" in data["answer"]
+    assert {"question", "answer", "score", "kind", "evidence", "title", "passages"} <= set(data)
+
+
+def test_ask_prints_answer_title_and_confidence(seed_index_dir, user_env):
+    result = run_qabot("ask", "--index", str(seed_index_dir), "Who declared the talks dead?", env=user_env)
+    assert result.returncode == 0
+    assert "Donald Trump" in result.stdout and "Mike Pompeo hails" in result.stdout
+    assert "Confidence" in result.stdout
+    assert "qabot models pull" in result.stderr
+
+
+def test_blank_question_exits_non_zero_with_one_line(seed_index_dir, user_env):
+    result = run_qabot("ask", "--index", str(seed_index_dir), "   ", env=user_env)
+    assert result.returncode != 0
+    assert "empty question" in _one_line_error(result)
+
+
+def test_missing_index_folder_exits_2(tmp_path, user_env):
+    result = run_qabot(
+        "ask", "--index", str(tmp_path / "nowhere"), "Who declared the talks dead?", env=user_env
+    )
+    assert result.returncode == 2
+    assert "qabot index" in _one_line_error(result)
+
+
+def test_index_skips_bad_files_with_a_warning_and_missing_path_exits_2(tmp_path, user_env):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "story.txt").write_text((SEEDS / "000_2702eb2bcdd00dd6.txt").read_text())
+    (folder / "broken.txt").write_bytes(b"\xff\xfe\x00\x00garbage")
+    result = run_qabot("index", "--index", str(tmp_path / "index"), str(folder), env=user_env)
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stderr and "broken.txt" in result.stderr
+    assert "Indexed 1 file(s)" in result.stdout
+    missing = run_qabot("index", "--index", str(tmp_path / "index"), str(tmp_path / "nope"), env=user_env)
+    assert missing.returncode == 2
+    assert "no such file" in _one_line_error(missing)
+
+
+def test_piped_chat_answers_follow_ups_and_commands(seed_index_dir, user_env):
+    script = "Who declared the talks dead?\nWhen did he do that?\n/sources\n/help\n/quit\nnever read\n"
+    result = run_qabot("chat", "--index", str(seed_index_dir), input=script, env=user_env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Donald Trump" in out
+    assert out.count("September") >= 2  # the answer to the follow-up, and the passages of /sources
+    assert "Sources of the last answer" in out and "/quit" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_chat_indexes_the_corpus_on_first_use(tmp_path, user_env):
+    result = run_qabot(
+        "chat", "--index", str(tmp_path / "fresh"), input="Who declared the talks dead?\n", env=user_env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "index is empty" in result.stderr
+    assert "Donald Trump" in result.stdout
+
+
+def test_invalid_setting_names_the_key(seed_index_dir, user_env):
+    env = {**user_env, "QABOT_RETRIEVAL_TOP_K": "zero"}
+    result = run_qabot("ask", "--index", str(seed_index_dir), "Who?", env=env)
+    assert result.returncode == 2
+    assert "retrieval.top_k" in _one_line_error(result)
+
+
+def test_models_pull_offline_says_what_to_do(user_env):
+    result = run_qabot("models", "pull", env={**user_env, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert "HF_HUB_OFFLINE" in _one_line_error(result)
