@@ -1,0 +1,531 @@
+"""A stand-in for the Telegram Bot API, on 127.0.0.1, for end-to-end tests of the real bot.
+
+`BotApiStandIn` answers what python-telegram-bot asks at start-up (getMe, deleteWebhook, ...),
+hands out queued updates from getUpdates (long polling, honouring `offset`), and records every
+call (sendMessage, sendChatAction, editMessageReplyMarkup, answerCallbackQuery, ...) so tests can
+assert on what the bot sent. Faults can be injected per method: an HTTP error status (502, 409,
+429 with retry_after, ...) or a stall, for a number of calls. `BotThread` runs the bot's
+`serve()` in its own thread and event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+# Parameters PTB sends as plain strings; every other form value is JSON.
+_STRING_PARAMS = {
+    "text",
+    "caption",
+    "callback_query_id",
+    "action",
+    "parse_mode",
+    "url",
+    "secret_token",
+    "inline_message_id",
+    "description",
+    "short_description",
+    "name",
+}
+# What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
+_TELEGRAM_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "tg-emoji",
+    "code", "pre", "blockquote",
+}  # fmt: skip
+_TELEGRAM_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+MESSAGE_LIMIT = 4096
+# Long polls never hold a request longer than this, whatever the client asks.
+MAX_POLL_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the bot made: the method and its decoded parameters."""
+
+    number: int
+    method: str
+    params: dict[str, Any]
+    result: Any = None
+    error: str = ""
+
+    @property
+    def chat_id(self) -> Any:
+        return self.params.get("chat_id")
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text", ""))
+
+    @property
+    def visible_text(self) -> str:
+        """The text as the user sees it (tags applied, entities decoded)."""
+        return telegram_html_to_text(self.text) if self.params.get("parse_mode") == "HTML" else self.text
+
+    @property
+    def reply_to(self) -> int | None:
+        """The message id this message replies to, if any."""
+        reply = self.params.get("reply_parameters") or {}
+        return reply.get("message_id", self.params.get("reply_to_message_id"))
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        markup = self.params.get("reply_markup") or {}
+        return [button for row in markup.get("inline_keyboard", []) for button in row]
+
+
+@dataclass
+class Fault:
+    """Answer `times` calls of `method` with an error status, or stall them `stall` seconds first."""
+
+    method: str
+    status: int = 0
+    description: str = ""
+    times: int = 1
+    retry_after: int | None = None
+    stall: float = 0.0
+
+
+@dataclass
+class _State:
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[ApiCall] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    chat_types: dict[int, str] = field(default_factory=dict)
+
+
+class BotApiStandIn:
+    """A Bot API server for one token on a random free port of 127.0.0.1."""
+
+    def __init__(self, token: str, *, bot_id: int = 4242, username: str = "qabot_test_bot") -> None:
+        self.token = token
+        self.bot_user = {"id": bot_id, "is_bot": True, "first_name": "QA bot", "username": username}
+        self._state = _State()
+        self._changed = threading.Condition()
+        self._ids = itertools.count(1)
+        self._update_ids: dict[int, int] = {}
+        self._closing = threading.Event()
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="bot-api-standin", daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/bot"
+
+    def start(self) -> BotApiStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> BotApiStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- What users do. -----------------------------------------------------------------------------
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        return {"id": user_id, "is_bot": False, "first_name": f"User {user_id}", "language_code": "en"}
+
+    def send(
+        self,
+        chat_id: int,
+        *,
+        user_id: int | None = None,
+        chat_type: str = "",
+        reply_to: dict[str, Any] | None = None,
+        **content: Any,
+    ) -> dict[str, Any]:
+        """Queues a message from a user (content: text=..., sticker=..., entities=...); returns it."""
+        chat_type = chat_type or ("private" if chat_id > 0 else "supergroup")
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat["first_name"] = f"User {chat_id}"
+        else:
+            chat["title"] = f"Group {chat_id}"
+        message = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": chat,
+            "from": self.user(user_id if user_id is not None else chat_id),
+            **content,
+        }
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        with self._changed:
+            self._state.chat_types[chat_id] = chat_type
+        self._update_ids[message["message_id"]] = self.push_update({"message": message})
+        return message
+
+    def update_id(self, message: dict[str, Any]) -> int:
+        """The id of the update that delivered `message`."""
+        return self._update_ids[message["message_id"]]
+
+    def send_text(self, chat_id: int, text: str, **kwargs: Any) -> dict[str, Any]:
+        """A text message; commands (`/ask ...`) and @mentions get their entities as in Telegram."""
+        entities = []
+        if text.startswith("/"):
+            entities.append({"type": "bot_command", "offset": 0, "length": _utf16_len(text.split(" ", 1)[0])})
+        for word_start, word in _words(text):
+            if word.startswith("@") and len(word) > 1:
+                entities.append(
+                    {"type": "mention", "offset": _utf16_len(text[:word_start]), "length": _utf16_len(word)}
+                )
+        return self.send(chat_id, text=text, **({"entities": entities} if entities else {}), **kwargs)
+
+    def send_sticker(self, chat_id: int, **kwargs: Any) -> dict[str, Any]:
+        sticker = {
+            "file_id": "sticker-file",
+            "file_unique_id": "sticker-unique",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "👍",
+        }
+        return self.send(chat_id, sticker=sticker, **kwargs)
+
+    def press(self, bot_message: ApiCall, data: str, user_id: int) -> int:
+        """A user presses the inline button with `data` under a message the bot sent."""
+        query = {
+            "id": f"query-{next(self._ids)}",
+            "from": self.user(user_id),
+            "chat_instance": "chat-instance",
+            "data": data,
+            "message": bot_message.result,
+        }
+        return self.push_update({"callback_query": query})
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        with self._changed:
+            update_id = next(self._ids)
+            self._state.updates.append({"update_id": update_id, **update})
+            self._changed.notify_all()
+        return update_id
+
+    def inject(self, fault: Fault) -> None:
+        with self._changed:
+            self._state.faults.append(fault)
+
+    # --- What the bot did. --------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None, chat_id: int | None = None) -> list[ApiCall]:
+        with self._changed:
+            calls = list(self._state.calls)
+        return [
+            call
+            for call in calls
+            if (method is None or call.method == method) and (chat_id is None or call.chat_id == chat_id)
+        ]
+
+    def messages(self, chat_id: int) -> list[ApiCall]:
+        """The messages the bot sent to a chat, in order (refused ones included)."""
+        return self.calls("sendMessage", chat_id)
+
+    def refused(self) -> list[ApiCall]:
+        """Calls answered with an error (injected faults included)."""
+        return [call for call in self.calls() if call.error]
+
+    def wait_for(self, condition: Callable[[], Any], timeout: float = 20.0, what: str = "the bot") -> Any:
+        """Waits until `condition()` is truthy (re-checked on every call the bot makes) and returns it."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = condition()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+                self._changed.wait(min(remaining, 0.5))
+
+    def wait_for_replies(
+        self, chat_id: int, message: dict[str, Any], count: int = 1, timeout: float = 20.0
+    ) -> list[ApiCall]:
+        """Waits for `count` messages replying to `message` in `chat_id` and returns them."""
+
+        def replies() -> list[ApiCall]:
+            found = [call for call in self.messages(chat_id) if call.reply_to == message["message_id"]]
+            return found if len(found) >= count else []
+
+        return self.wait_for(replies, timeout, f"{count} replies to message {message['message_id']}")
+
+    # --- The HTTP side. -----------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 60  # a keep-alive connection left idle is dropped
+
+            def do_GET(self) -> None:
+                self._serve(dict(parse_qsl(urlparse(self.path).query)))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    params = json.loads(body or b"{}")
+                else:
+                    params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+                self._serve(params)
+
+            def _serve(self, raw: dict[str, Any]) -> None:
+                status, payload = standin._dispatch(urlparse(self.path).path, raw)
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # request lines carry the token; and tests read the bot's logs, not these
+
+        return Handler
+
+    def _dispatch(self, path: str, raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        prefix, _, method = path.rpartition("/")
+        if prefix != f"/bot{self.token}":
+            return _error(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+        params = {key: _decode(key, value) for key, value in raw.items()}
+        fault = self._take_fault(method)
+        if fault is not None:
+            if fault.stall:
+                self._closing.wait(fault.stall)
+            if fault.status:
+                self._record(method, params, None, fault.description)
+                return _error(fault.status, fault.description, fault.retry_after)
+        refusal = _check_text(params)
+        if refusal:
+            self._record(method, params, None, refusal)
+            return _error(HTTPStatus.BAD_REQUEST, refusal)
+        result = self._result(method, params)
+        self._record(method, params, result)
+        return 200, {"ok": True, "result": result}
+
+    def _take_fault(self, method: str) -> Fault | None:
+        with self._changed:
+            for fault in self._state.faults:
+                if fault.method == method and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _record(self, method: str, params: dict[str, Any], result: Any, error: str = "") -> None:
+        with self._changed:
+            self._state.calls.append(ApiCall(len(self._state.calls) + 1, method, params, result, error))
+            self._changed.notify_all()
+
+    def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False}
+        if method == "getUpdates":
+            return self._updates(params)
+        if method in {"sendMessage", "editMessageText", "editMessageReplyMarkup"}:
+            return self._bot_message(params)
+        if method == "getWebhookInfo":
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        return True
+
+    def _updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), MAX_POLL_SECONDS)
+        with self._changed:
+            # Updates before `offset` are confirmed: Telegram forgets them.
+            self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
+            while not self._state.updates and not self._closing.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._state.updates[:limit]
+
+    def _bot_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = params.get("chat_id")
+        with self._changed:
+            chat_type = (
+                self._state.chat_types.get(chat_id, "private") if isinstance(chat_id, int) else "channel"
+            )
+        message: dict[str, Any] = {
+            "message_id": params.get("message_id") or next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": chat_type},
+            "from": self.bot_user,
+            "text": params.get("text", ""),
+        }
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a stalled call: nothing a test needs to see
+
+
+def _error(status: int, description: str, retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
+    payload: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if retry_after is not None:
+        payload["parameters"] = {"retry_after": retry_after}
+    return status, payload
+
+
+class _TelegramHtml(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.text: list[str] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _TELEGRAM_TAGS:
+            raise ValueError(f'unsupported start tag "{tag}"')
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open.pop() != tag:
+            raise ValueError(f'unexpected end tag "{tag}"')
+
+    def handle_data(self, data: str) -> None:
+        if "<" in data or "&" in data:
+            raise ValueError("unescaped < or & in text")
+        self.text.append(data)
+
+    def handle_entityref(self, name: str) -> None:
+        if name not in _TELEGRAM_ENTITIES:
+            raise ValueError(f"unsupported entity &{name};")
+        self.text.append(_TELEGRAM_ENTITIES[name])
+
+    def handle_charref(self, name: str) -> None:
+        self.text.append(chr(int(name[1:], 16) if name.lower().startswith("x") else int(name)))
+
+
+def telegram_html_to_text(markup: str) -> str:
+    """The text of a Telegram HTML message; ValueError when Telegram would refuse to parse it."""
+    parser = _TelegramHtml()
+    parser.feed(markup)
+    parser.close()
+    if parser.open:
+        raise ValueError(f'unclosed tag "{parser.open[-1]}"')
+    if parser.rawdata:
+        raise ValueError("unterminated markup at the end")
+    return "".join(parser.text)
+
+
+def _check_text(params: dict[str, Any]) -> str:
+    """Telegram's own refusals of a message text: bad HTML, or too long."""
+    if "text" not in params:
+        return ""
+    text = str(params["text"])
+    if params.get("parse_mode") == "HTML":
+        try:
+            text = telegram_html_to_text(text)
+        except ValueError as exc:
+            return f"Bad Request: can't parse entities: {exc}"
+    if not text.strip():
+        return "Bad Request: message text is empty"
+    if _utf16_len(text) > MESSAGE_LIMIT:
+        return "Bad Request: message is too long"
+    return ""
+
+
+def _decode(key: str, value: Any) -> Any:
+    if key in _STRING_PARAMS or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _words(text: str) -> Iterator[tuple[int, str]]:
+    position = 0
+    for word in text.split(" "):
+        yield position, word.rstrip(",.:;?!")
+        position += len(word) + 1
+
+
+class BotThread:
+    """Runs `serve(application, stop, **options)` in a thread with its own event loop."""
+
+    def __init__(self, application: Any, **options: Any) -> None:
+        self.application = application
+        self.options = options
+        self.error: BaseException | None = None
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="qabot-telegram", daemon=True)
+
+    def _run(self) -> None:
+        from bot.telegram import serve
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(self.application, self._stop, **self.options)
+
+        try:
+            self._loop.run_until_complete(main())
+        except BaseException as exc:  # handed to the test through `error`
+            self.error = exc
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            self._loop.close()
+
+    def start(self) -> BotThread:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Asks the bot to stop as SIGTERM would, and waits for it."""
+        if self._thread.is_alive():
+            deadline = time.monotonic() + 10
+            while self._stop is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if self._stop is not None:
+                # RuntimeError: the bot already ended on its own and closed its loop.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"the bot did not stop within {timeout} s")
+
+    def join(self, timeout: float = 30.0) -> BaseException | None:
+        """Waits for the bot to end on its own; returns what it raised."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"the bot did not end within {timeout} s")
+        return self.error
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
