@@ -23,6 +23,7 @@ from retrieval.documents import ArticleLoader, SkippedFile, iter_article_files
 from retrieval.errors import IndexMissingError, InputError, QabotError
 from retrieval.followup import FollowUpContextualizer
 from retrieval.models import ResolvedModel, resolve_model
+from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
 from retrieval.retrievers import BM25PassageRetriever, DensePassageRetriever, build_bm25, passage_search_text
 from retrieval.settings import Settings
 from retrieval.splitter import SentencePassageSplitter
@@ -74,6 +75,8 @@ class QAEngine:
         self._index: IndexData | None = None
         self._pipeline: Pipeline | None = None
         self._reader: Any = None
+        self._onnx_embedder: OnnxEmbedder | None = None
+        self._tokenizer: Any = None
         self._reader_checked = False
         self.reader_notice: str | None = None
         self._notice_given = False
@@ -87,26 +90,42 @@ class QAEngine:
     def _embedder_kwargs(self) -> dict[str, Any]:
         return {"model": str(self.embedding_model.path), "progress_bar": False, "normalize_embeddings": True}
 
+    @property
+    def _onnx(self) -> OnnxEmbedder:
+        if self._onnx_embedder is None:
+            self._onnx_embedder = OnnxEmbedder(
+                self.embedding_model.path,  # type: ignore[arg-type]
+                self.settings.models.onnx_dir,
+                threads=self.settings.models.threads,
+            )
+        return self._onnx_embedder
+
     def _text_embedder(self) -> Any:
-        _quiet_transformers()
+        if self.settings.models.embedding_backend == "onnx":
+            return OnnxTextEmbedder(self._onnx)
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersTextEmbedder,
         )
 
+        _quiet_transformers()
         embedder = SentenceTransformersTextEmbedder(**self._embedder_kwargs())
         embedder.warm_up()
         return embedder
 
     def _document_embedder(self, with_title: bool) -> Any:
-        _quiet_transformers()
+        fields = ["title"] if with_title else []
+        batch_size = self.settings.index.batch_size
+        if self.settings.models.embedding_backend == "onnx":
+            return OnnxDocumentEmbedder(self._onnx, meta_fields_to_embed=fields, batch_size=batch_size)
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersDocumentEmbedder,
         )
 
+        _quiet_transformers()
         embedder = SentenceTransformersDocumentEmbedder(
             **self._embedder_kwargs(),
-            batch_size=self.settings.index.batch_size,
-            meta_fields_to_embed=["title"] if with_title else [],
+            batch_size=batch_size,
+            meta_fields_to_embed=fields,
             embedding_separator="\n",
         )
         embedder.warm_up()
@@ -388,19 +407,24 @@ class QAEngine:
         return "extractive" if self._reader is not None else "sentence"
 
     def _truncate(self, question: str) -> tuple[str, list[str]]:
+        """Cut a question to `answer.max_question_tokens` tokens of the embedding model's tokenizer."""
         limit = self.settings.answer.max_question_tokens
         if len(question) <= limit:  # a token covers at least one character
             return question, []
-        embedder = self.pipeline.get_component("embedder")
-        tokenizer = embedder.embedding_backend.model.tokenizer
-        encoded = tokenizer(
-            question[: limit * 40], add_special_tokens=False, return_offsets_mapping=True, truncation=False
-        )
-        offsets = encoded["offset_mapping"]
+        offsets = self._question_tokenizer().encode(question[: limit * 40], add_special_tokens=False).offsets
         if len(offsets) <= limit:
             return question, []
         cut = question[: offsets[limit - 1][1]].rstrip()
         return cut, [f"Your question was cut to its first {limit} tokens ({len(cut)} characters)."]
+
+    def _question_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_file(str(self.embedding_model.path / "tokenizer.json"))  # type: ignore[operator]
+            self._tokenizer.no_truncation()
+            self._tokenizer.no_padding()
+        return self._tokenizer
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """Answer `question`; `history` (earlier turns, oldest first) lets follow-ups be understood."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -19,6 +19,11 @@ from retrieval.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "qabot.toml"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qabot"
 
 
 def _default_data_dir() -> Path:
@@ -48,6 +53,8 @@ class ModelSettings(_Section):
     embedding: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", min_length=1)
     reader: str = Field(default="deepset/tinyroberta-squad2", min_length=1)
     cache_dir: Path | None = None
+    embedding_backend: Literal["onnx", "torch"] = "onnx"
+    onnx_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "onnx")
     threads: int = Field(default=0, ge=0, le=256)
 
 
@@ -133,7 +140,12 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> None:
         index["dir"] = str((base / Path(index["dir"]).expanduser()).resolve())
     if "corpus" in index:
         index["corpus"] = [str((base / Path(p).expanduser()).resolve()) for p in index["corpus"]]
-    for section, key in (("data", "dir"), ("models", "cache_dir"), ("telegram", "token_file")):
+    for section, key in (
+        ("data", "dir"),
+        ("models", "cache_dir"),
+        ("models", "onnx_dir"),
+        ("telegram", "token_file"),
+    ):
         value = data.get(section, {}).get(key)
         if value:
             data[section][key] = str((base / Path(value).expanduser()).resolve())

@@ -1,0 +1,205 @@
+"""The embedding model through ONNX Runtime: same weights, a fraction of the start-up time.
+
+Importing sentence-transformers and torch takes seconds; ONNX Runtime and `tokenizers` take a
+fraction of one. The model is exported once from its sentence-transformers folder (with torch,
+already installed) into a cache folder, then every process loads the `.onnx` file directly.
+Pooling and normalisation follow the model's own sentence-transformers config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+from haystack import Document, component
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _model_key(model_path: Path) -> str:
+    """A cache key that changes when the model's weights or config change."""
+    digest = hashlib.sha256(str(model_path.resolve()).encode())
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+        path = model_path / name
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return f"{model_path.name}-{digest.hexdigest()[:16]}"
+
+
+def export_onnx(model_path: Path, cache_dir: Path) -> Path:
+    """The ONNX file for the transformer in `model_path`, exported on first use (a few seconds)."""
+    target = cache_dir / _model_key(model_path) / "model.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".lock")):
+        if target.is_file():
+            return target
+        import warnings
+
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
+        model = AutoModel.from_pretrained(str(model_path)).eval()
+
+        class _LastHiddenState(torch.nn.Module):
+            def __init__(self, inner: torch.nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+
+        example = torch.ones((2, 8), dtype=torch.long)
+        temporary = target.with_suffix(".onnx.tmp")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                _LastHiddenState(model),
+                (example, example, torch.zeros_like(example)),
+                str(temporary),
+                input_names=list(_INPUTS),
+                output_names=["last_hidden_state"],
+                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(temporary, target)
+    return target
+
+
+class OnnxEmbedder:
+    """Sentence embeddings from an ONNX export of a sentence-transformers model."""
+
+    def __init__(self, model_path: Path, cache_dir: Path, threads: int = 0) -> None:
+        self.model_path = Path(model_path)
+        self.cache_dir = Path(cache_dir)
+        self.threads = threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def _settings(self) -> tuple[str, bool, int]:
+        pooling_config = self.model_path / "1_Pooling" / "config.json"
+        pooling = "mean"
+        if pooling_config.is_file():
+            config = json.loads(pooling_config.read_text())
+            pooling = "cls" if config.get("pooling_mode_cls_token") else "mean"
+        modules = self.model_path / "modules.json"
+        normalize = not modules.is_file() or "Normalize" in modules.read_text()
+        bert_config = self.model_path / "sentence_bert_config.json"
+        max_length = (
+            json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.is_file() else 256
+        )
+        return pooling, normalize, int(max_length)
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+            from tokenizers import Tokenizer
+
+            options = onnxruntime.SessionOptions()
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            options.log_severity_level = 3
+            path = export_onnx(self.model_path, self.cache_dir)
+            self._pooling, self._normalize, max_length = self._settings()
+            tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+            tokenizer.enable_truncation(max_length=max_length)
+            tokenizer.enable_padding()
+            self._tokenizer = tokenizer
+            self._session = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+
+    @property
+    def tokenizer(self) -> Any:
+        self.warm_up()
+        return self._tokenizer
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Embeddings of `texts`, one float32 row each (normalised if the model says so)."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        # Similar lengths in a batch waste less work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        rows: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            encodings = self._tokenizer.encode_batch([texts[i] for i in chunk])
+            feeds = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            hidden = self._session.run(None, feeds)[0]
+            if self._pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = feeds["attention_mask"][..., None].astype(np.float32)
+                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            if self._normalize:
+                pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            for i, row in zip(chunk, pooled, strict=True):
+                rows[i] = row
+        return np.vstack(rows).astype(np.float32)
+
+
+@component
+class OnnxTextEmbedder:
+    """Embeds a query string (the Haystack text-embedder interface)."""
+
+    def __init__(self, embedder: OnnxEmbedder) -> None:
+        self.embedder = embedder
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str) -> dict[str, Any]:
+        return {"embedding": self.embedder.embed([text])[0].tolist()}
+
+
+@component
+class OnnxDocumentEmbedder:
+    """Embeds Documents, optionally prefixing meta fields (as SentenceTransformersDocumentEmbedder)."""
+
+    def __init__(
+        self, embedder: OnnxEmbedder, meta_fields_to_embed: list[str] | None = None, batch_size: int = 32
+    ) -> None:
+        self.embedder = embedder
+        self.meta_fields_to_embed = meta_fields_to_embed or []
+        self.batch_size = batch_size
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document]) -> dict[str, Any]:
+        texts = [
+            "\n".join(
+                [*(str(d.meta[f]) for f in self.meta_fields_to_embed if d.meta.get(f)), d.content or ""]
+            )
+            for d in documents
+        ]
+        vectors = self.embedder.embed(texts, batch_size=self.batch_size)
+        from dataclasses import replace
+
+        return {
+            "documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]
+        }

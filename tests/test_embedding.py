@@ -1,0 +1,34 @@
+"""The ONNX Runtime path gives the same vectors as sentence-transformers, for the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retrieval.engine import QAEngine
+from retrieval.models import resolve_model
+from retrieval.onnx_embedding import OnnxEmbedder
+from tests.conftest import make_settings
+
+TEXTS = [
+    "Who declared the talks dead?",
+    "President Donald Trump declared the talks “dead” in September.",
+    "x",
+]
+
+
+def test_onnx_embeddings_match_sentence_transformers(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model_path = resolve_model("sentence-transformers/all-MiniLM-L6-v2").path
+    reference = SentenceTransformer(str(model_path), device="cpu").encode(TEXTS, normalize_embeddings=True)
+    onnx = OnnxEmbedder(model_path, tmp_path / "onnx").embed(TEXTS, batch_size=2)
+    assert onnx.shape == reference.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(onnx * reference, axis=1)) > 0.9999
+
+
+def test_torch_backend_answers_like_the_onnx_backend(seed_index_dir):
+    torch_engine = QAEngine(make_settings(seed_index_dir, models={"embedding_backend": "torch"}))
+    answer = torch_engine.ask("Who declared the talks dead?")
+    assert "Donald Trump" in answer.text
+    assert answer.kind == "sentence"
