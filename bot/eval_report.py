@@ -8,7 +8,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bot.evaluation import SUMMARY_METRICS, format_metric
+from bot.evaluation import METRICS_LEGEND, SUMMARY_METRICS, format_metric
 
 REPORT_FILE = "report.md"
 BY_TYPE_PLOT = "metrics_by_type.png"
@@ -34,22 +34,23 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 def plot_metrics_by_type(summary: dict[str, Any], path: Path) -> None:
-    """Grouped bars: each plotted metric for each question type (missing metrics are left out)."""
+    """Grouped bars: each plotted metric for each question type (metrics that do not apply are left out)."""
     types = list(summary["by_type"])
     figure = Figure(figsize=(9, 4.5))
     axes = figure.add_subplot()
     width = 0.8 / len(PLOTTED_METRICS)
-    labels = dict(SUMMARY_METRICS)
+    names = {key: name for key, _, name in SUMMARY_METRICS}
     for offset, metric in enumerate(PLOTTED_METRICS):
         values = [summary["by_type"][kind][metric] for kind in types]
         positions = [index + offset * width for index, value in enumerate(values) if value is not None]
-        axes.bar(positions, [v for v in values if v is not None], width, label=labels[metric])
+        axes.bar(positions, [v for v in values if v is not None], width, label=names[metric])
     axes.set_xticks([index + 0.4 - width / 2 for index in range(len(types))])
     axes.set_xticklabels([f"{kind}\n(n={summary['by_type'][kind]['n_questions']})" for kind in types])
-    axes.set_ylim(0, 1.05)
+    axes.set_ylim(0, 1.2)
+    axes.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     axes.set_ylabel("score")
     axes.set_title("Metrics by question type")
-    axes.legend(loc="lower right", fontsize="small")
+    axes.legend(loc="upper center", ncol=len(PLOTTED_METRICS), fontsize="small", frameon=False)
     _save(figure, path)
 
 
@@ -80,55 +81,39 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def failures(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Questions answered wrongly: an answerable question whose gold is not in the answer or its evidence,
-    or a question without an answer that the engine answered anyway."""
-    return [
-        record
-        for record in summary["questions"]
-        if record["evidence_hit"] is False or record["no_answer_correct"] is False
-    ]
-
-
-def _failure_reason(record: dict[str, Any]) -> str:
-    if not record["gold"]:
-        return "answered a question without an answer"
-    if record["abstained"]:
-        return "abstained"
-    if record["recall_at_5"] == 0:
-        return "gold paragraph not retrieved"
-    return "wrong sentence"
-
-
 def markdown_report(summary: dict[str, Any]) -> str:
     """The report's Markdown: overall metrics, the per-type table, the plots, and every failure."""
-    metric_rows = [[label, format_metric(summary[key])] for key, label in SUMMARY_METRICS]
+    metric_rows = [[f"{name} (`{key}`)", format_metric(summary[key])] for key, _, name in SUMMARY_METRICS]
     metric_rows += [
+        ["gold answer in the retrieved passages (`gold_in_passages`)", format_metric(summary["gold_in_passages"])],
         ["latency p50 (ms)", format_metric(summary["latency_ms_p50"], 0)],
         ["latency p95 (ms)", format_metric(summary["latency_ms_p95"], 0)],
     ]
     type_rows = [
-        [kind, metrics["n_questions"], *(format_metric(metrics[key]) for key, _ in SUMMARY_METRICS)]
+        [kind, metrics["n_questions"], *(format_metric(metrics[key]) for key, _, _ in SUMMARY_METRICS)]
         for kind, metrics in summary["by_type"].items()
     ]
+    kinds = ", ".join(f"{count} {kind}" for kind, count in summary["answer_kinds"].items())
     lines = [
         f"# Evaluation of {summary['questions_file'] or 'a question set'}",
         "",
         f"{summary['n_questions']} questions: {summary['n_answerable']} with an answer, "
-        f"{summary['n_no_answer']} without; answer kinds {summary['answer_kinds']}.",
+        f"{summary['n_no_answer']} without. Answers: {kinds}.",
         "",
         *_table(["metric", "value"], metric_rows),
         "",
+        METRICS_LEGEND,
+        "",
         "## By question type",
         "",
-        *_table(["type", "n", *(label for _, label in SUMMARY_METRICS)], type_rows),
+        *_table(["type", "n", *(label for _, label, _ in SUMMARY_METRICS)], type_rows),
         "",
         f"![Metrics by question type]({BY_TYPE_PLOT})",
         "",
         f"![Latency]({LATENCY_PLOT})",
         "",
     ]
-    failed = failures(summary)
+    failed = [record for record in summary["questions"] if record["failure"]]
     lines += [f"## Failures ({len(failed)})", ""]
     if failed:
         rows = [
@@ -137,7 +122,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
                 record["question"],
                 " / ".join(record["gold"]) or "(no answer)",
                 record["prediction"] or "(abstained)",
-                _failure_reason(record),
+                record["failure"],
                 ", ".join(dict.fromkeys(record["retrieved_titles"])),
             ]
             for record in failed

@@ -26,11 +26,13 @@ from haystack.components.evaluators import (
     DocumentMRREvaluator,
     DocumentRecallEvaluator,
 )
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from retrieval.answer import Answer, Turn
+from retrieval.documents import document_for
 from retrieval.errors import QabotError
 
 if TYPE_CHECKING:
@@ -97,7 +99,7 @@ class _QuestionSetBuilder:
         if key not in self.documents:
             source = f"{title}#{self.paragraphs_per_title[title]}"
             self.paragraphs_per_title[title] += 1
-            self.documents[key] = Document(content=context, meta={"title": title, "source": source})
+            self.documents[key] = document_for(context, title=title, source=source)
         return self.documents[key].meta["source"]
 
     def add_record(self, record: Any, line: int) -> None:
@@ -343,9 +345,7 @@ def evidence_hit(answer_text: str, evidence: str, golds: Sequence[str]) -> bool:
     return any(_loose_words(gold).strip() and _loose_words(gold) in found for gold in golds)
 
 
-def retrieval_scores(
-    gold_sources: Sequence[str], retrieved_sources: Sequence[Sequence[str]]
-) -> dict[str, list[float]]:
+def retrieval_scores(gold_sources: Sequence[str], retrieved_sources: Sequence[Sequence[str]]) -> dict[str, list[float]]:
     """Per question: recall at 1 and 5, and the reciprocal rank of the gold paragraph among the passages."""
     if not gold_sources:
         return {"recall_at_1": [], "recall_at_5": [], "mrr": []}
@@ -417,9 +417,7 @@ class QuestionResult:
         return self.answer.text if self.answer.known else ""
 
 
-def run_questions(
-    engine: Asker, question_set: QuestionSet, console: Console | None = None
-) -> list[QuestionResult]:
+def run_questions(engine: Asker, question_set: QuestionSet, console: Console | None = None) -> list[QuestionResult]:
     """Ask every question in order, replaying each follow-up after the conversation it continues."""
     conversations: dict[str, tuple[Turn, ...]] = {}
     results = []
@@ -460,6 +458,11 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
             else None
         ),
         "no_answer_correct": None if question.answerable else not answer.known,
+        "gold_in_passages": (
+            any(evidence_hit("", passage.text, question.answers) for passage in answer.passages)
+            if question.answerable
+            else None
+        ),
         "recall_at_1": None,
         "recall_at_5": None,
         "reciprocal_rank": None,
@@ -467,6 +470,21 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
         "retrieved_sources": [passage.source for passage in answer.passages],
         "latency_ms": round(result.latency_ms, 2),
     }
+
+
+def failure_reason(record: dict[str, Any]) -> str | None:
+    """Why a scored question counts as a failure, in the pipeline's terms; None when it did not fail."""
+    if record["no_answer_correct"] is False:
+        return "answered a question that has no answer"
+    if record["evidence_hit"] is not False:
+        return None
+    if record["abstained"]:
+        return "abstained"
+    if record["recall_at_5"] == 0:
+        return "gold paragraph not retrieved"
+    if not record["gold_in_passages"]:
+        return "answer not in the retrieved passages"
+    return "wrong sentence chosen"
 
 
 def _aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -481,6 +499,7 @@ def _aggregate(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "has_answer_exact_match": _mean(r["exact_match"] for r in answerable),
         "has_answer_f1": _mean(r["f1"] for r in answerable),
         "evidence_hit": _mean(r["evidence_hit"] for r in records),
+        "gold_in_passages": _mean(r["gold_in_passages"] for r in records),
         "no_answer_accuracy": _mean(r["no_answer_correct"] for r in records),
         "abstained": _mean(r["abstained"] for r in records),
         "recall_at_1": _mean(r["recall_at_1"] for r in records),
@@ -501,6 +520,8 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
         record["recall_at_1"] = scores["recall_at_1"][index]
         record["recall_at_5"] = scores["recall_at_5"][index]
         record["reciprocal_rank"] = scores["mrr"][index]
+    for record in records:
+        record["failure"] = failure_reason(record)
     by_type = {
         kind: _aggregate([r for r in records if r["type"] == kind])
         for kind in QUESTION_TYPES
@@ -518,14 +539,20 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
 # ---------------------------------------------------------------------------------------------------------
 # Console output and the `qabot eval` command
 
+# (summary key, column label, name): the metrics shown in the console table and the report.
 SUMMARY_METRICS = (
-    ("exact_match", "exact match"),
-    ("f1", "F1"),
-    ("evidence_hit", "evidence hit"),
-    ("no_answer_accuracy", "no-answer accuracy"),
-    ("recall_at_1", "recall@1"),
-    ("recall_at_5", "recall@5"),
-    ("mrr", "MRR"),
+    ("exact_match", "EM", "exact match"),
+    ("f1", "F1", "F1"),
+    ("evidence_hit", "evid", "evidence hit"),
+    ("no_answer_accuracy", "no-ans", "no-answer accuracy"),
+    ("recall_at_1", "R@1", "recall@1"),
+    ("recall_at_5", "R@5", "recall@5"),
+    ("mrr", "MRR", "MRR"),
+)
+METRICS_LEGEND = (
+    "EM, F1: SQuAD exact match and token F1. evid: a gold answer is in the answer or its sentence. "
+    "no-ans: abstained where the corpus has no answer. R@1, R@5, MRR: rank of the gold paragraph. "
+    "p50, p95: latency in ms."
 )
 
 
@@ -534,25 +561,35 @@ def format_metric(value: float | None, digits: int = 3) -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    """Overall metrics and the per-type breakdown, one row per question type."""
-    table = Table(title=f"Evaluation of {summary['n_questions']} questions", title_justify="left")
-    table.add_column("type")
-    table.add_column("n", justify="right")
-    for _, label in SUMMARY_METRICS:
-        table.add_column(label, justify="right")
-    table.add_column("p50 ms", justify="right")
-    table.add_column("p95 ms", justify="right")
-    rows = [*summary["by_type"].items(), ("all", summary)]
-    for name, metrics in rows:
+    """The metrics for each question type and for all questions; "–" where a metric does not apply."""
+    table = Table(
+        title=f"Evaluation of {summary['n_questions']} question{'' if summary['n_questions'] == 1 else 's'}",
+        title_justify="left",
+        caption=METRICS_LEGEND,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
+    table.add_column("type", no_wrap=True)
+    for header in ("n", *(label for _, label, _ in SUMMARY_METRICS), "p50", "p95"):
+        table.add_column(header, justify="right", no_wrap=True)
+
+    def add(name: str, metrics: dict[str, Any], style: str | None = None) -> None:
         table.add_row(
             name,
             str(metrics["n_questions"]),
-            *(format_metric(metrics[key]) for key, _ in SUMMARY_METRICS),
+            *(format_metric(metrics[key]) for key, _, _ in SUMMARY_METRICS),
             format_metric(metrics["latency_ms_p50"], 0),
             format_metric(metrics["latency_ms_p95"], 0),
-            end_section=name == rows[-2][0] if len(rows) > 1 else False,
-            style="bold" if name == "all" else None,
+            style=style,
         )
+
+    for name, metrics in summary["by_type"].items():
+        add(name, metrics)
+    table.add_section()
+    add("all", summary, style="bold")
     return table
 
 
@@ -566,18 +603,26 @@ def eval_command(
 ) -> dict[str, Any]:
     """`qabot eval`: load the questions, index the corpus, ask every question, print and write the results.
 
-    The corpus is `corpus` when given, else the paragraphs of the question set (SQuAD, or JSONL contexts),
-    else whatever the index in `settings.index_dir` already holds. Raises QuestionSetError (exit code 2)
+    The corpus, indexed into `settings.index_dir`, is `corpus` when given, else the question set's own
+    paragraphs (SQuAD, or JSONL contexts); otherwise the index is used as it is (filled from the
+    configured `index.corpus` when empty, as `qabot chat` does). Raises QuestionSetError (exit code 2)
     for an unreadable question set.
     """
     from retrieval.engine import QAEngine
 
     question_set = load_question_set(questions)
     engine = QAEngine(settings)
+    where = f"into {settings.index_dir}"
     if corpus:
-        engine.index_paths(list(corpus))
+        with console.status(f"Indexing {', '.join(map(str, corpus))} {where}"):
+            engine.index_paths(list(corpus))
     elif question_set.documents:
-        engine.index_documents(list(question_set.documents))
+        with console.status(f"Indexing the {len(question_set.documents)} paragraphs of {questions} {where}"):
+            engine.index_documents(list(question_set.documents))
+    elif engine.is_empty():
+        with console.status(f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} {where}"):
+            engine.index_paths(list(settings.index.corpus))
+    engine.warm_up()  # load the models now, so that the first question's latency is a question's
     results = run_questions(engine, question_set, console)
     summary = summarize(results, questions)
     console.print(summary_table(summary))
