@@ -20,7 +20,7 @@ import stat
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,9 +111,7 @@ def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> s
         return token
     path = settings.telegram.token_file
     if path is None:
-        raise QabotError(
-            f"no Telegram bot token: set {TOKEN_ENV} (or telegram.token_file in the config)", exit_code=2
-        )
+        raise QabotError(f"no Telegram bot token: set {TOKEN_ENV} (or telegram.token_file in the config)", exit_code=2)
     try:
         mode = path.stat().st_mode
         token = path.read_text(encoding="utf-8").strip()
@@ -121,9 +119,7 @@ def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> s
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise QabotError(f"cannot read the Telegram token file {path}: {reason}", exit_code=2) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning(
-            "The token file %s is accessible by other users; restrict it with: chmod 600 %s", path, path
-        )
+        logger.warning("The token file %s is accessible by other users; restrict it with: chmod 600 %s", path, path)
     if not token:
         raise QabotError(f"the Telegram token file {path} is empty; set {TOKEN_ENV} or fill it", exit_code=2)
     redact_in_logs(token)
@@ -216,9 +212,7 @@ class QuestionRateLimit:
             return 60 - (now - asked[0])
         asked.append(now)
         if len(self._asked) > 10_000:  # forget idle users now and then
-            self._asked = {
-                user: times for user, times in self._asked.items() if times and now - times[-1] < 60
-            }
+            self._asked = {user: times for user, times in self._asked.items() if times and now - times[-1] < 60}
         return 0.0
 
 
@@ -406,9 +400,7 @@ class TelegramFrontEnd:
         if not await self._admit(update):
             return
         question = question.strip()
-        refusal = self._refusal(
-            question, update.effective_user.id if update.effective_user else message.chat.id
-        )
+        refusal = self._refusal(question, update.effective_user.id if update.effective_user else message.chat.id)
         if refusal:
             await message.reply_html(plain(refusal))
             return
@@ -507,9 +499,7 @@ def _addressed_question(message: Message, bot_id: int, bot_username: str) -> str
     mention = f"@{bot_username}".lower()
     mentions = [
         part
-        for entity, part in message.parse_entities(
-            [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
-        ).items()
+        for entity, part in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items()
         if part.lower() == mention or (entity.user is not None and entity.user.id == bot_id)
     ]
     if not mentions:
@@ -526,9 +516,7 @@ async def _typing(message: Message) -> AsyncIterator[None]:
 
     async def show() -> bool:
         try:
-            await message.get_bot().send_chat_action(
-                message.chat.id, ChatAction.TYPING, message_thread_id=thread_id
-            )
+            await message.get_bot().send_chat_action(message.chat.id, ChatAction.TYPING, message_thread_id=thread_id)
             return True
         except TelegramError as exc:  # the indicator is a nicety; never fail a question for it
             logger.debug("Could not show typing in chat %s: %s", message.chat.id, exc)
@@ -550,9 +538,7 @@ async def _typing(message: Message) -> AsyncIterator[None]:
                 await renewing
 
 
-async def _send_chunks(
-    message: Message, chunks: Sequence[str], keyboard: InlineKeyboardMarkup | None = None
-) -> None:
+async def _send_chunks(message: Message, chunks: Sequence[str], keyboard: InlineKeyboardMarkup | None = None) -> None:
     """Replies with each chunk in order; the keyboard goes under the last one."""
     for number, chunk in enumerate(chunks, start=1):
         await message.reply_html(chunk, reply_markup=keyboard if number == len(chunks) else None)
@@ -650,7 +636,8 @@ async def serve(
     finally:
         logger.info("Stopping the Telegram bot")
         if application.updater is not None and application.updater.running:
-            await application.updater.stop()
+            with _quiet_final_poll(bool(conflicts)):
+                await application.updater.stop()
         if application.running:
             await application.stop()
         await application.shutdown()
@@ -659,6 +646,26 @@ async def serve(
             "another bot instance is already receiving updates with this token (409 Conflict); "
             "stop it, or give this bot its own token"
         )
+
+
+class _DropFinalPollError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Error while calling `get_updates` one more time")
+
+
+@contextlib.contextmanager
+def _quiet_final_poll(conflicted: bool) -> Iterator[None]:
+    """After a 409 the updater's last getUpdates fails too; its traceback would bury our one line."""
+    if not conflicted:
+        yield
+        return
+    updater_logger = logging.getLogger("telegram.ext.Updater")
+    quiet = _DropFinalPollError()
+    updater_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        updater_logger.removeFilter(quiet)
 
 
 async def _initialize(application: Application) -> None:
@@ -719,16 +726,23 @@ async def _serve_until_signalled(application: Application, webhook: Webhook | No
 
 
 def bot_command(settings: Settings, webhook_url: str | None, listen: str | None, port: int | None) -> int:
-    """`qabot bot`: reads the token, loads the engine once, runs the bot; returns the exit code.
+    """`qabot bot`: reads the token, loads the index and models once, runs the bot; returns the exit code.
 
-    Raises QabotError (exit 2) when no token is set.
+    Raises QabotError (exit 2) when no token is set; indexes the configured corpus first when
+    the index is empty, as `qabot chat` does.
     """
     token = read_token(settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL at INFO; the token would be redacted, but it is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx logs every request URL (token redacted) and Haystack every pipeline step at INFO: noise here.
+    for chatty in ("httpx", "haystack"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     from retrieval.engine import QAEngine  # loads models: imported only when the bot really starts
 
     engine = QAEngine(settings)
+    if engine.is_empty():
+        corpus = ", ".join(map(str, settings.index.corpus))
+        logger.info("The index is empty: indexing %s first", corpus)
+        engine.index_paths(list(settings.index.corpus))
+    engine.warm_up()
     return run_bot(settings, engine, token, webhook_url=webhook_url, listen=listen, port=port)

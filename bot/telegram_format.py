@@ -182,9 +182,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
         if answer.kind == "sentence":
             blocks.append(_text("No exact answer; this sentence from the articles looks most relevant:", "i"))
         blocks.append(_text(answer.text, "b"))
-        blocks.append(
-            Block((Span(f"Confidence {answer.score:.0%} · "), _title_span(answer.title, answer.source)))
-        )
+        blocks.append(Block((Span(f"Confidence {answer.score:.0%} · "), _title_span(answer.title, answer.source))))
         if answer.evidence and answer.evidence.strip() != answer.text.strip():
             spans = _highlighted(answer.evidence, answer.answer_start, answer.answer_end)
             blocks.append(Block(spans, "blockquote"))
@@ -214,9 +212,7 @@ def format_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[st
     if answer is None:
         return to_chunks([_text("Ask a question first; then /sources lists the passages behind the answer.")])
     if not answer.passages:
-        return to_chunks(
-            [Block((Span("No passages were found for “"), Span(answer.question, "i"), Span("”.")))]
-        )
+        return to_chunks([Block((Span("No passages were found for “"), Span(answer.question, "i"), Span("”.")))])
     blocks = [Block((Span("Sources for “"), Span(answer.question, "i"), Span("”:")))]
     for number, passage in enumerate(answer.passages, start=1):
         blocks.extend(_passage_blocks(number, passage))

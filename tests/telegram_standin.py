@@ -16,6 +16,7 @@ import itertools
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -114,11 +115,10 @@ class BotApiStandIn:
         self._changed = threading.Condition()
         self._ids = itertools.count(1)
         self._update_ids: dict[int, int] = {}
+        self._received: Counter[str] = Counter()
         self._closing = threading.Event()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="bot-api-standin", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="bot-api-standin", daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -148,7 +148,7 @@ class BotApiStandIn:
     def user(self, user_id: int) -> dict[str, Any]:
         return {"id": user_id, "is_bot": False, "first_name": f"User {user_id}", "language_code": "en"}
 
-    def send(
+    def message(
         self,
         chat_id: int,
         *,
@@ -157,7 +157,7 @@ class BotApiStandIn:
         reply_to: dict[str, Any] | None = None,
         **content: Any,
     ) -> dict[str, Any]:
-        """Queues a message from a user (content: text=..., sticker=..., entities=...); returns it."""
+        """A message from a user (content: text=..., sticker=..., entities=...), not yet sent."""
         chat_type = chat_type or ("private" if chat_id > 0 else "supergroup")
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
         if chat_type == "private":
@@ -175,6 +175,11 @@ class BotApiStandIn:
             message["reply_to_message"] = reply_to
         with self._changed:
             self._state.chat_types[chat_id] = chat_type
+        return message
+
+    def send(self, chat_id: int, **kwargs: Any) -> dict[str, Any]:
+        """Queues a message from a user for getUpdates (arguments as for `message`); returns it."""
+        message = self.message(chat_id, **kwargs)
         self._update_ids[message["message_id"]] = self.push_update({"message": message})
         return message
 
@@ -183,16 +188,14 @@ class BotApiStandIn:
         return self._update_ids[message["message_id"]]
 
     def send_text(self, chat_id: int, text: str, **kwargs: Any) -> dict[str, Any]:
-        """A text message; commands (`/ask ...`) and @mentions get their entities as in Telegram."""
-        entities = []
-        if text.startswith("/"):
-            entities.append({"type": "bot_command", "offset": 0, "length": _utf16_len(text.split(" ", 1)[0])})
-        for word_start, word in _words(text):
-            if word.startswith("@") and len(word) > 1:
-                entities.append(
-                    {"type": "mention", "offset": _utf16_len(text[:word_start]), "length": _utf16_len(word)}
-                )
-        return self.send(chat_id, text=text, **({"entities": entities} if entities else {}), **kwargs)
+        """Queues a text message; commands (`/ask ...`) and @mentions get entities as in Telegram."""
+        return self.send(chat_id, **text_content(text), **kwargs)
+
+    def ask(self, chat_id: int, text: str, count: int = 1, **kwargs: Any) -> list[ApiCall]:
+        """Sends a text message and returns the bot's `count` replies, checked to be accepted."""
+        replies = self.wait_for_replies(chat_id, self.send_text(chat_id, text, **kwargs), count)
+        assert [reply.error for reply in replies] == [""] * len(replies)
+        return replies
 
     def send_sticker(self, chat_id: int, **kwargs: Any) -> dict[str, Any]:
         sticker = {
@@ -243,6 +246,11 @@ class BotApiStandIn:
     def messages(self, chat_id: int) -> list[ApiCall]:
         """The messages the bot sent to a chat, in order (refused ones included)."""
         return self.calls("sendMessage", chat_id)
+
+    def received(self, method: str) -> int:
+        """How many calls of `method` have arrived, finished or not (a long poll may still wait)."""
+        with self._changed:
+            return self._received[method]
 
     def refused(self) -> list[ApiCall]:
         """Calls answered with an error (injected faults included)."""
@@ -312,6 +320,9 @@ class BotApiStandIn:
         if prefix != f"/bot{self.token}":
             return _error(HTTPStatus.UNAUTHORIZED, "Unauthorized")
         params = {key: _decode(key, value) for key, value in raw.items()}
+        with self._changed:
+            self._received[method] += 1
+            self._changed.notify_all()
         fault = self._take_fault(method)
         if fault is not None:
             if fault.stall:
@@ -368,9 +379,7 @@ class BotApiStandIn:
     def _bot_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = params.get("chat_id")
         with self._changed:
-            chat_type = (
-                self._state.chat_types.get(chat_id, "private") if isinstance(chat_id, int) else "channel"
-            )
+            chat_type = self._state.chat_types.get(chat_id, "private") if isinstance(chat_id, int) else "channel"
         message: dict[str, Any] = {
             "message_id": params.get("message_id") or next(self._ids),
             "date": int(time.time()),
@@ -464,6 +473,18 @@ def _decode(key: str, value: Any) -> Any:
         return value
 
 
+def text_content(text: str) -> dict[str, Any]:
+    """The `text` and `entities` of a message as Telegram would fill them in (commands, @mentions)."""
+    entities = []
+    if text.startswith("/"):
+        entities.append({"type": "bot_command", "offset": 0, "length": _utf16_len(text.split(" ", 1)[0])})
+    for word_start, word in _words(text):
+        if word.startswith("@") and len(word) > 1:
+            offset = _utf16_len(text[:word_start])
+            entities.append({"type": "mention", "offset": offset, "length": _utf16_len(word)})
+    return {"text": text, "entities": entities} if entities else {"text": text}
+
+
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
@@ -529,3 +550,43 @@ class BotThread:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class WatchedEngine:
+    """The real engine, with a record of every question asked and the history that came with it."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.asked: list[tuple[str, tuple[Any, ...]]] = []
+
+    def ask(self, question: str, history: Any = ()) -> Any:
+        self.asked.append((question, tuple(history)))
+        return self.engine.ask(question, history)
+
+    def examples(self, n: int = 3) -> list[str]:
+        return self.engine.examples(n)
+
+    def questions(self) -> list[str]:
+        return [question for question, _ in self.asked]
+
+
+@contextlib.contextmanager
+def running_bot(
+    token: str, engine: Any, settings_for: Callable[[str], Any], **serve_options: Any
+) -> Iterator[tuple[BotApiStandIn, Any]]:
+    """A stand-in API and the real bot built by `build_application`, started and, after, stopped.
+
+    `settings_for(base_url)` makes the bot's settings; yields (stand-in, settings).
+    """
+    from bot.telegram import build_application
+
+    with BotApiStandIn(token) as api:
+        settings = settings_for(api.base_url)
+        runner = BotThread(build_application(settings, engine, token), **serve_options).start()
+        try:
+            started = lambda: api.received("getUpdates") or api.calls("setWebhook")  # noqa: E731
+            api.wait_for(started, what="the bot to start")
+            yield api, settings
+        finally:
+            runner.stop()
+        assert runner.error is None, f"the bot failed: {runner.error!r}"

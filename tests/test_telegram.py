@@ -13,15 +13,17 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.telegram import build_application, feedback_path
+from bot.telegram import feedback_path
 from bot.telegram_format import telegram_length
 from retrieval.answer import Answer, Turn
+from retrieval.settings import Settings
 from tests.conftest import make_settings
-from tests.telegram_standin import ApiCall, BotApiStandIn, BotThread
+from tests.telegram_standin import ApiCall, BotApiStandIn, WatchedEngine, running_bot
 
 TOKEN = "7000001:standin-SECRET-token_qabot"
 FAILING = "Please fail on this question"
@@ -36,30 +38,22 @@ def new_chat() -> int:
     return next(_chat_ids)
 
 
-class ScriptedEngine:
+class ScriptedEngine(WatchedEngine):
     """The real engine, watched; three scripted questions fail, wait, or get a 5,000-character answer."""
 
     def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.asked: list[tuple[str, tuple[Turn, ...]]] = []
+        super().__init__(engine)
         self.slow_started = threading.Event()
         self.slow_release = threading.Event()
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        self.asked.append((question, tuple(history)))
         if question == FAILING:
             raise RuntimeError("scripted failure")
         if question == SLOW:
             self.slow_started.set()
             self.slow_release.wait(60)
-        answer = self.engine.ask(question, history)
+        answer = super().ask(question, history)
         return dataclasses.replace(answer, text=LONG_TEXT) if question == LONG else answer
-
-    def examples(self, n: int = 3) -> list[str]:
-        return self.engine.examples(n)
-
-    def questions(self) -> list[str]:
-        return [question for question, _ in self.asked]
 
 
 class LogCapture(logging.Handler):
@@ -90,31 +84,23 @@ def all_logs() -> Iterator[LogCapture]:
 
 
 @pytest.fixture(scope="module")
-def bot(
-    all_logs: LogCapture, seed_engine: Any, seed_index_dir: Any, tmp_path_factory: pytest.TempPathFactory
-):
+def bot(all_logs: LogCapture, seed_engine: Any, seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """(stand-in API, scripted engine, settings) of a bot running for the whole module."""
-    folder = tmp_path_factory.mktemp("telegram")
-    with BotApiStandIn(TOKEN) as api:
-        settings = make_settings(
-            seed_index_dir, data={"dir": folder / "data"}, telegram={"base_url": api.base_url}
-        )
-        engine = ScriptedEngine(seed_engine)
-        runner = BotThread(build_application(settings, engine, TOKEN)).start()
-        try:
-            api.wait_for(lambda: api.calls("getUpdates"), what="the bot to start polling")
+    data = tmp_path_factory.mktemp("telegram") / "data"
+    engine = ScriptedEngine(seed_engine)
+
+    def settings_for(base_url: str) -> Settings:
+        return make_settings(seed_index_dir, data={"dir": data}, telegram={"base_url": base_url})
+
+    try:
+        with running_bot(TOKEN, engine, settings_for) as (api, settings):
             yield api, engine, settings
-        finally:
-            engine.slow_release.set()
-            runner.stop()
-        assert runner.error is None
+    finally:
+        engine.slow_release.set()
 
 
 def ask(api: BotApiStandIn, chat_id: int, text: str, count: int = 1, **kwargs: Any) -> list[ApiCall]:
-    """Sends a message and returns the bot's replies to it, checked to be accepted by Telegram."""
-    replies = api.wait_for_replies(chat_id, api.send_text(chat_id, text, **kwargs), count)
-    assert [reply.error for reply in replies] == [""] * len(replies)
-    return replies
+    return api.ask(chat_id, text, count, **kwargs)
 
 
 def test_start_greets_and_shows_example_questions(bot):
