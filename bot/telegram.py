@@ -129,7 +129,7 @@ def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> s
 class TokenRedactionFilter(logging.Filter):
     """Replaces secrets (the bot token) with [REDACTED] in a record's message, traceback and stack.
 
-    Installed for every record through the log-record factory (see `token_redacted_logs`), so
+    Installed for every record through the log-record factory (see `redact_in_logs`), so
     handlers added later, and libraries that log request URLs (httpx), are covered too.
     """
 
@@ -289,7 +289,7 @@ def _feedback_keyboard(question_message_id: int) -> InlineKeyboardMarkup:
     )
 
 
-_FEEDBACK_DATA = re.compile(r"^fb:(\d+):(up|down)$")
+_FEEDBACK_DATA = re.compile(r"fb:(\d+):(up|down)")
 
 
 # --- Handlers. ---------------------------------------------------------------------------------------
@@ -371,14 +371,12 @@ class TelegramFrontEnd:
         assert query is not None and query.data is not None
         if not await self._admit(update):
             return
-        match = _FEEDBACK_DATA.match(query.data)
-        answers = _chat_data(context).get("answers", {})
-        answer = answers.pop(int(match.group(1)), None) if match else None
-        if answer is None or update.effective_chat is None:
+        match = _FEEDBACK_DATA.fullmatch(query.data)
+        answer = _chat_data(context).get("answers", {}).pop(int(match.group(1)), None) if match else None
+        if match is None or answer is None or update.effective_chat is None:
             await query.answer(CANNOT_RATE)
             return
-        vote = match.group(2) if match else ""
-        await asyncio.to_thread(self.feedback.record, answer, vote, update.effective_chat.id)
+        await asyncio.to_thread(self.feedback.record, answer, match.group(2), update.effective_chat.id)
         await query.answer(THANKS)
         with contextlib.suppress(TelegramError):  # e.g. the message is too old to edit
             await query.edit_message_reply_markup(reply_markup=None)
@@ -493,17 +491,15 @@ def _addressed_question(message: Message, bot_id: int, bot_username: str) -> str
     In a private chat every message is a question; in a group only a reply to the bot or a
     message mentioning it (the mention is cut from the question).
     """
-    text = message.text or ""
-    if message.chat.type == Chat.PRIVATE or _replies_to(message, bot_id):
-        return text
     mention = f"@{bot_username}".lower()
     mentions = [
         part
         for entity, part in message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION]).items()
         if part.lower() == mention or (entity.user is not None and entity.user.id == bot_id)
     ]
-    if not mentions:
+    if not (mentions or message.chat.type == Chat.PRIVATE or _replies_to(message, bot_id)):
         return None
+    text = message.text or ""
     for part in mentions:
         text = text.replace(part, " ", 1)
     return text.strip(" ,:;")

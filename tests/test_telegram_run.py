@@ -201,3 +201,32 @@ def test_qabot_bot_answers_then_stops_cleanly_on_sigterm(seed_index_dir, tmp_pat
     assert "Traceback" not in stderr and TOKEN not in stderr
     # The last getUpdates confirmed every update fetched, so a restart would not answer it again.
     assert api.calls("getUpdates")[-1].params["offset"] > api.update_id(question)
+
+
+@pytest.fixture()
+def fresh_bot(seed_engine, seed_index_dir, tmp_path):
+    """A bot of its own, so that injected faults touch no other test."""
+
+    def settings_for(base_url: str) -> Any:
+        return make_settings(seed_index_dir, data={"dir": tmp_path / "data"}, telegram={"base_url": base_url})
+
+    with running_bot(TOKEN, WatchedEngine(seed_engine), settings_for) as (api, _):
+        yield api
+
+
+def test_bot_keeps_polling_through_bad_gateway_errors(fresh_bot):
+    api = fresh_bot
+    api.inject(Fault("getUpdates", 502, "Bad Gateway", times=2))
+    api.ask(91, "/help")  # ends the long poll already waiting, so the next polls meet the faults
+    api.wait_for(lambda: len([call for call in api.refused() if call.method == "getUpdates"]) == 2)
+    [reply] = api.ask(91, "Who declared the talks dead?")
+    assert "Donald Trump" in reply.visible_text
+
+
+def test_too_many_requests_is_waited_out_and_retried(fresh_bot):
+    api = fresh_bot
+    api.inject(Fault("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1))
+    question = api.send_text(92, "Who declared the talks dead?")
+    replies = api.wait_for_replies(92, question, count=2)
+    assert [reply.error for reply in replies] == ["Too Many Requests: retry after 1", ""]
+    assert "Donald Trump" in replies[1].visible_text
