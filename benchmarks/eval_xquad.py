@@ -86,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         "qabot_seconds_total": round(seconds, 1),
         "bm25_baseline": baseline,
         "failures": {reason: {"count": len(ids), "ids": ids} for reason, ids in failures.items()},
+        "retrieval_misses": {
+            metric: [record["id"] for record in summary["questions"] if record[metric] == 0]
+            for metric in ("recall_at_1", "recall_at_5")
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

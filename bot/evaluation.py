@@ -355,15 +355,13 @@ def retrieval_scores(gold_sources: Sequence[str], retrieved_sources: Sequence[Se
 
     gold = [documents([source]) for source in gold_sources]
     ranked = [documents(sources) for sources in retrieved_sources]
-    return {
-        "recall_at_1": _RECALL.run(ground_truth_documents=gold, retrieved_documents=[r[:1] for r in ranked])[
+
+    def scores(evaluator: Any, cut: int | None) -> list[float]:
+        return evaluator.run(ground_truth_documents=gold, retrieved_documents=[r[:cut] for r in ranked])[
             "individual_scores"
-        ],
-        "recall_at_5": _RECALL.run(ground_truth_documents=gold, retrieved_documents=[r[:5] for r in ranked])[
-            "individual_scores"
-        ],
-        "mrr": _MRR.run(ground_truth_documents=gold, retrieved_documents=ranked)["individual_scores"],
-    }
+        ]
+
+    return {"recall_at_1": scores(_RECALL, 1), "recall_at_5": scores(_RECALL, 5), "mrr": scores(_MRR, None)}
 
 
 _TYPE_WORDS = re.compile(
