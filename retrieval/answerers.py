@@ -97,9 +97,7 @@ class ExtractiveAnswerer:
         documents = documents[: self.passages]
         if not documents:
             return {"answer": None}
-        answers = self.reader.run(query=query, documents=documents, top_k=1, no_answer=self.no_answer)[
-            "answers"
-        ]
+        answers = self.reader.run(query=query, documents=documents, top_k=1, no_answer=self.no_answer)["answers"]
         spans = [a for a in answers if a.data]
         no_answer = max((a.score for a in answers if not a.data), default=0.0)
         if not spans or spans[0].score < self.min_score or spans[0].score < no_answer:

@@ -63,9 +63,7 @@ class QAEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.index_dir = settings.index_dir
-        self.embedding_model: ResolvedModel = resolve_model(
-            settings.models.embedding, settings.models.cache_dir
-        )
+        self.embedding_model: ResolvedModel = resolve_model(settings.models.embedding, settings.models.cache_dir)
         if not self.embedding_model.available:
             raise QabotError(
                 f"embedding model {settings.models.embedding!r} is not on this machine: run "
@@ -144,8 +142,7 @@ class QAEngine:
         resolved = resolve_model(name, self.settings.models.cache_dir)
         if not resolved.available:
             self.reader_notice = (
-                f"Reader model {name} is not available offline, so answers are the best-matching "
-                f"sentences; {how}."
+                f"Reader model {name} is not available offline, so answers are the best-matching sentences; {how}."
             )
             return None
         try:
@@ -313,17 +310,13 @@ class QAEngine:
             )
             for p in new_passages
         ]
-        passage_docs = [
-            Document(content=p.content, meta={"title": p.meta.get("title", "")}) for p in new_passages
-        ]
+        passage_docs = [Document(content=p.content, meta={"title": p.meta.get("title", "")}) for p in new_passages]
         sentence_docs = [
             Document(content=(p.content or "")[start:end])
             for p in new_passages
             for start, end in p.meta["sentence_spans"]
         ]
-        new_passage_vectors = self._embed(
-            self._document_embedder(True), passage_docs, "embedding passages", progress
-        )
+        new_passage_vectors = self._embed(self._document_embedder(True), passage_docs, "embedding passages", progress)
         new_sentence_vectors = self._embed(
             self._document_embedder(False), sentence_docs, "embedding sentences", progress
         )
@@ -371,9 +364,7 @@ class QAEngine:
         if reader is not None:
             pipeline.add_component(
                 "answerer",
-                ExtractiveAnswerer(
-                    reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
-                ),
+                ExtractiveAnswerer(reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score),
             )
             pipeline.connect("followup.reader_question", "answerer.query")
         else:
@@ -465,9 +456,7 @@ class QAEngine:
             for doc in documents
         )
         if extracted is None:
-            return Answer(
-                question, "", 0.0, "none", passages=passages, search_query=search_query, notices=notices
-            )
+            return Answer(question, "", 0.0, "none", passages=passages, search_query=search_query, notices=notices)
         evidence = extracted.meta["evidence"]
         start = extracted.document_offset.start - extracted.meta["evidence_offset"]
         end = start + len(extracted.data)

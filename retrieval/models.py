@@ -57,9 +57,7 @@ def _cached_folder(name: str, cache_dir: Path | None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        folder = snapshot_download(
-            repo_id=name, cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True
-        )
+        folder = snapshot_download(repo_id=name, cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True)
     except Exception:  # noqa: BLE001 - any miss in the cache means "not cached"
         return None
     path = Path(folder)
@@ -123,7 +121,5 @@ def pull_model(name: str, cache_dir: Path | None = None) -> Path:
             allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "1_Pooling/*", "merges.txt"],
         )
     except Exception as exc:  # noqa: BLE001 - report any hub failure in one line
-        raise QabotError(
-            f"cannot pull {name}: {type(exc).__name__}: {exc}".splitlines()[0], exit_code=2
-        ) from exc
+        raise QabotError(f"cannot pull {name}: {type(exc).__name__}: {exc}".splitlines()[0], exit_code=2) from exc
     return Path(folder)

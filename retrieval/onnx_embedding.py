@@ -100,9 +100,7 @@ class OnnxEmbedder:
         modules = self.model_path / "modules.json"
         normalize = not modules.is_file() or "Normalize" in modules.read_text()
         bert_config = self.model_path / "sentence_bert_config.json"
-        max_length = (
-            json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.is_file() else 256
-        )
+        max_length = json.loads(bert_config.read_text()).get("max_seq_length", 256) if bert_config.is_file() else 256
         return pooling, normalize, int(max_length)
 
     def warm_up(self) -> None:
@@ -122,9 +120,7 @@ class OnnxEmbedder:
             tokenizer.enable_truncation(max_length=max_length)
             tokenizer.enable_padding()
             self._tokenizer = tokenizer
-            self._session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @property
     def tokenizer(self) -> Any:
@@ -192,14 +188,10 @@ class OnnxDocumentEmbedder:
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, Any]:
         texts = [
-            "\n".join(
-                [*(str(d.meta[f]) for f in self.meta_fields_to_embed if d.meta.get(f)), d.content or ""]
-            )
+            "\n".join([*(str(d.meta[f]) for f in self.meta_fields_to_embed if d.meta.get(f)), d.content or ""])
             for d in documents
         ]
         vectors = self.embedder.embed(texts, batch_size=self.batch_size)
         from dataclasses import replace
 
-        return {
-            "documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]
-        }
+        return {"documents": [replace(d, embedding=v.tolist()) for d, v in zip(documents, vectors, strict=True)]}

@@ -168,11 +168,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     import tomllib
 
     chosen = config_file or os.environ.get("QABOT_CONFIG") or None
-    path = (
-        Path(chosen).expanduser()
-        if chosen
-        else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
-    )
+    path = Path(chosen).expanduser() if chosen else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
     file_data: dict[str, Any] = {}
     if path is not None:
         if not path.is_file():

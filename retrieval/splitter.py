@@ -53,9 +53,7 @@ class SentencePassageSplitter:
         start = 0
         while start < len(sentences) and len(groups) < self.max_passages:
             end, words = start, 0
-            while end < len(sentences) and (
-                end == start or words + len(sentences[end].split()) <= self.passage_words
-            ):
+            while end < len(sentences) and (end == start or words + len(sentences[end].split()) <= self.passage_words):
                 words += len(sentences[end].split())
                 end += 1
             groups.append(sentences[start:end])
@@ -77,7 +75,5 @@ class SentencePassageSplitter:
                     offset += len(sentence) + 1
                 content = " ".join(group)
                 meta = {**document.meta, "sentence_spans": spans, "passage_number": number}
-                passages.append(
-                    Document(id=passage_id(meta.get("source", ""), content), content=content, meta=meta)
-                )
+                passages.append(Document(id=passage_id(meta.get("source", ""), content), content=content, meta=meta))
         return {"documents": passages}

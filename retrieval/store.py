@@ -108,9 +108,7 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((generation / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise IndexDamagedError(
-            f"the index in {index_dir} is damaged (manifest unreadable): {REBUILD_HINT}"
-        ) from exc
+        raise IndexDamagedError(f"the index in {index_dir} is damaged (manifest unreadable): {REBUILD_HINT}") from exc
 
 
 def load_index(index_dir: Path, embedding_model: str, verify: bool = True) -> IndexData:
