@@ -627,9 +627,9 @@ def eval_command(
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        console.print(f"Wrote {json_out}")
+        console.print(f"Wrote {json_out}", markup=False)
     if report is not None:
         from bot.eval_report import write_report
 
-        console.print(f"Wrote {write_report(summary, report)}")
+        console.print(f"Wrote {write_report(summary, report)}", markup=False)
     return summary
