@@ -20,9 +20,10 @@ import stat
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlparse
@@ -37,7 +38,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import Conflict, InvalidToken, TelegramError
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -50,6 +51,7 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.telegram_format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
 from retrieval.answer import Answer, Turn
@@ -70,6 +72,13 @@ MAX_CONCURRENT_UPDATES = 256
 TYPING_RENEW_SECONDS = 4.5
 # Start-up calls (deleteWebhook / setWebhook) are retried this many times on network errors.
 BOOTSTRAP_RETRIES = 5
+# Sending an answer that fails on a network error (5xx, timeout, dropped connection) is retried this
+# many times, after pauses doubling from SEND_FIRST_PAUSE up to SEND_MAX_PAUSE seconds: about 90 s in all.
+SEND_RETRIES = 8
+SEND_FIRST_PAUSE = 0.5
+SEND_MAX_PAUSE = 30.0
+# Only what delivers an answer is retried; "typing…" and callback answers are not worth the wait.
+RETRIED_METHODS = frozenset({"sendMessage", "editMessageReplyMarkup"})
 EXAMPLE_QUESTIONS = 3
 REDACTED = "[REDACTED]"
 
@@ -557,16 +566,112 @@ class Webhook:
         return urlparse(self.url).path.strip("/")
 
 
+class RetryingRateLimiter(AIORateLimiter):
+    """PTB's AIORateLimiter (Telegram's flood limits, 429 `retry_after`), which also rides out outages.
+
+    An answer whose sending fails on a network error (502/503/504, a timeout, a dropped connection)
+    is sent again after growing pauses, so a Telegram outage of a minute or so loses no answer.
+    A send that timed out after Telegram had accepted it would arrive twice: rare, and better than
+    an answer lost. Errors Telegram means (400, 403, 401) are not retried.
+    """
+
+    def __init__(
+        self,
+        *,
+        send_retries: int = SEND_RETRIES,
+        first_pause: float = SEND_FIRST_PAUSE,
+        max_pause: float = SEND_MAX_PAUSE,
+        **limits: Any,
+    ) -> None:
+        super().__init__(**limits)
+        self.send_retries = send_retries
+        self.first_pause = first_pause
+        self.max_pause = max_pause
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        pause = self.first_pause
+        for attempt in range(self.send_retries + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except NetworkError as exc:
+                if endpoint not in RETRIED_METHODS or attempt == self.send_retries:
+                    raise
+                logger.warning("%s failed (%s); retrying in %.1f s", endpoint, exc or type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, self.max_pause)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class TokenRejection:
+    """Set when Telegram answers any request with 401 Unauthorized (or 404): the token was revoked."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.status: HTTPStatus | None = None
+
+    def report(self, status: int) -> None:
+        self.status = self.status or HTTPStatus(status)
+        self.event.set()
+
+
+class _TokenWatchingRequest(HTTPXRequest):
+    """PTB's HTTP requests, reporting a rejected token: PTB's polling loop just ends on one, silently."""
+
+    def __init__(self, rejection: TokenRejection, **options: Any) -> None:
+        super().__init__(**options)
+        self._rejection = rejection
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        status, payload = await super().do_request(*args, **kwargs)
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND):
+            self._rejection.report(status)
+        return status, payload
+
+
+class BotApplication(Application):  # type: ignore[type-arg]
+    """PTB's Application, plus `token_rejection`, which `serve` watches to stop a bot whose token was revoked."""
+
+    __slots__ = ("token_rejection",)
+
+    def __init__(self, *, token_rejection: TokenRejection, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.token_rejection = token_rejection
+
+
 def build_application(
     settings: Settings, engine: QuestionAnswerer, token: str, *, rate_limiter: AIORateLimiter | None = None
 ) -> Application:
     """The PTB Application with qabot's handlers, pointed at `telegram.base_url`."""
     redact_in_logs(token)  # PTB logs its URLs, token included, as soon as the bot is built
     base_url = settings.telegram.base_url
+    rejection = TokenRejection()
+    timeout = settings.telegram.request_timeout
+
+    def request(connections: int) -> HTTPXRequest:
+        # PTB adds the long-poll time to the read timeout of getUpdates.
+        return _TokenWatchingRequest(
+            rejection,
+            connection_pool_size=connections,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+        )
+
     builder = (
         ApplicationBuilder()
+        .application_class(BotApplication, {"token_rejection": rejection})
         .token(token)
         .base_url(base_url)
+        .request(request(MAX_CONCURRENT_UPDATES))
+        .get_updates_request(request(1))
         .defaults(
             Defaults(
                 parse_mode=ParseMode.HTML,
@@ -576,7 +681,7 @@ def build_application(
             )
         )
         .concurrent_updates(PerChatOrder(MAX_CONCURRENT_UPDATES))
-        .rate_limiter(rate_limiter or AIORateLimiter(max_retries=3))
+        .rate_limiter(rate_limiter or RetryingRateLimiter(max_retries=3))
     )
     if base_url.endswith("/bot"):  # a self-hosted server serves files under /file/bot too
         builder = builder.base_file_url(base_url[: -len("bot")] + "file/bot")
@@ -594,9 +699,11 @@ async def serve(
 ) -> None:
     """Runs the bot until `stop` is set; raises QabotError (without the token) when it cannot run.
 
-    A 409 Conflict while polling means another process polls with the same token: the bot stops.
+    A 409 Conflict while polling means another process polls with the same token, and a 401 means
+    the token was revoked: either way the bot stops with a one-line error.
     """
     redaction = redact_in_logs(application.bot.token)
+    rejection = application.token_rejection if isinstance(application, BotApplication) else TokenRejection()
     conflicts: list[Conflict] = []
 
     def on_polling_error(error: TelegramError) -> None:
@@ -607,6 +714,10 @@ async def serve(
             logger.warning("Polling Telegram failed (%s); retrying.", error)
 
     await _initialize(application)
+    watching = asyncio.create_task(_set_when(rejection.event, stop))
+    # PTB logs a traceback when a 401 ends its polling loop; the error raised below says it in one line.
+    ptb_logger, quiet_rejection = logging.getLogger("telegram.ext"), _DropRecords("Invalid token. Aborting")
+    ptb_logger.addFilter(quiet_rejection)
     try:
         await application.start()
         updater = application.updater
@@ -628,15 +739,26 @@ async def serve(
         logger.info("Telegram bot @%s is running (%s)", application.bot.username, mode)
         await stop.wait()
     except TelegramError as exc:
-        raise QabotError(f"Telegram refused to start the bot: {redaction.redact(str(exc))}") from None
+        if not rejection.event.is_set():
+            raise QabotError(f"Telegram refused to start the bot: {redaction.redact(str(exc))}") from None
     finally:
+        watching.cancel()
         logger.info("Stopping the Telegram bot")
         if application.updater is not None and application.updater.running:
-            with _quiet_final_poll(bool(conflicts)):
+            # After a 409 or 401 the updater's last getUpdates fails too (and a 401 ended its loop).
+            with _quiet_final_poll(bool(conflicts) or rejection.event.is_set()), contextlib.suppress(InvalidToken):
                 await application.updater.stop()
         if application.running:
             await application.stop()
         await application.shutdown()
+        ptb_logger.removeFilter(quiet_rejection)
+    if rejection.event.is_set():
+        status = rejection.status or HTTPStatus.UNAUTHORIZED
+        raise QabotError(
+            f"Telegram stopped accepting the bot token ({status.value} {status.phrase}); it may have been "
+            f"revoked: set the new token in {TOKEN_ENV} or telegram.token_file and start the bot again",
+            exit_code=2,
+        )
     if conflicts:
         raise QabotError(
             "another bot instance is already receiving updates with this token (409 Conflict); "
@@ -644,19 +766,30 @@ async def serve(
         )
 
 
-class _DropFinalPollError(logging.Filter):
+async def _set_when(event: asyncio.Event, stop: asyncio.Event) -> None:
+    await event.wait()
+    stop.set()
+
+
+class _DropRecords(logging.Filter):
+    """Drops log records whose message contains one of `fragments` (PTB's, for failures we report)."""
+
+    def __init__(self, *fragments: str) -> None:
+        super().__init__()
+        self.fragments = fragments
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Error while calling `get_updates` one more time")
+        return not any(fragment in record.getMessage() for fragment in self.fragments)
 
 
 @contextlib.contextmanager
-def _quiet_final_poll(conflicted: bool) -> Iterator[None]:
-    """After a 409 the updater's last getUpdates fails too; its traceback would bury our one line."""
-    if not conflicted:
+def _quiet_final_poll(failing: bool) -> Iterator[None]:
+    """When the updater's last getUpdates is bound to fail, its traceback would bury our one line."""
+    if not failing:
         yield
         return
     updater_logger = logging.getLogger("telegram.ext.Updater")
-    quiet = _DropFinalPollError()
+    quiet = _DropRecords("Error while calling `get_updates` one more time")
     updater_logger.addFilter(quiet)
     try:
         yield

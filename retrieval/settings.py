@@ -76,6 +76,7 @@ class TelegramSettings(_Section):
     allowlist: list[int] = Field(default_factory=list)
     questions_per_minute: int = Field(default=10, ge=1, le=10_000)
     max_question_chars: int = Field(default=1000, ge=1, le=100_000)
+    request_timeout: float = Field(default=5.0, gt=0, le=300)
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
 

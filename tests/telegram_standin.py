@@ -44,6 +44,9 @@ _TELEGRAM_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "tg-emoji",
     "code", "pre", "blockquote",
 }  # fmt: skip
+# The attributes Telegram reads on each tag; any other attribute is a sign of injected markup.
+_TELEGRAM_ATTRIBUTES = {"a": {"href"}, "span": {"class"}, "tg-emoji": {"emoji-id"}, "code": {"class"}}
+_TELEGRAM_ATTRIBUTES |= {"blockquote": {"expandable"}}
 _TELEGRAM_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 MESSAGE_LIMIT = 4096
 # Long polls never hold a request longer than this, whatever the client asks.
@@ -232,6 +235,12 @@ class BotApiStandIn:
         with self._changed:
             self._state.faults.append(fault)
 
+    def revoke_token(self) -> None:
+        """As /revoke at BotFather: from now on every request with the old token gets 401 Unauthorized."""
+        with self._changed:
+            self.token = f"revoked-{self.token}"
+            self._changed.notify_all()
+
     # --- What the bot did. --------------------------------------------------------------------------
 
     def calls(self, method: str | None = None, chat_id: int | None = None) -> list[ApiCall]:
@@ -411,11 +420,19 @@ class _TelegramHtml(HTMLParser):
         super().__init__(convert_charrefs=False)
         self.text: list[str] = []
         self.open: list[str] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in _TELEGRAM_TAGS:
             raise ValueError(f'unsupported start tag "{tag}"')
+        unknown = {name for name, _ in attrs} - _TELEGRAM_ATTRIBUTES.get(tag, set())
+        if unknown:
+            raise ValueError(f'unsupported attribute "{sorted(unknown)[0]}" on tag "{tag}"')
         self.open.append(tag)
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raise ValueError(f'self-closing tag "{tag}"')
 
     def handle_endtag(self, tag: str) -> None:
         if not self.open or self.open.pop() != tag:
@@ -435,8 +452,12 @@ class _TelegramHtml(HTMLParser):
         self.text.append(chr(int(name[1:], 16) if name.lower().startswith("x") else int(name)))
 
 
-def telegram_html_to_text(markup: str) -> str:
-    """The text of a Telegram HTML message; ValueError when Telegram would refuse to parse it."""
+def parse_telegram_html(markup: str) -> tuple[str, list[tuple[str, dict[str, str | None]]]]:
+    """The text of a Telegram HTML message and its tags (with attributes) in order.
+
+    ValueError when Telegram would refuse to parse it: an unknown tag or attribute, an unbalanced
+    or unclosed tag, an unescaped `<` or `&`, an unknown entity.
+    """
     parser = _TelegramHtml()
     parser.feed(markup)
     parser.close()
@@ -444,7 +465,12 @@ def telegram_html_to_text(markup: str) -> str:
         raise ValueError(f'unclosed tag "{parser.open[-1]}"')
     if parser.rawdata:
         raise ValueError("unterminated markup at the end")
-    return "".join(parser.text)
+    return "".join(parser.text), parser.tags
+
+
+def telegram_html_to_text(markup: str) -> str:
+    """The text of a Telegram HTML message; ValueError when Telegram would refuse to parse it."""
+    return parse_telegram_html(markup)[0]
 
 
 def _check_text(params: dict[str, Any]) -> str:
@@ -572,7 +598,12 @@ class WatchedEngine:
 
 @contextlib.contextmanager
 def running_bot(
-    token: str, engine: Any, settings_for: Callable[[str], Any], **serve_options: Any
+    token: str,
+    engine: Any,
+    settings_for: Callable[[str], Any],
+    *,
+    rate_limiter: Any = None,
+    **serve_options: Any,
 ) -> Iterator[tuple[BotApiStandIn, Any]]:
     """A stand-in API and the real bot built by `build_application`, started and, after, stopped.
 
@@ -582,7 +613,8 @@ def running_bot(
 
     with BotApiStandIn(token) as api:
         settings = settings_for(api.base_url)
-        runner = BotThread(build_application(settings, engine, token), **serve_options).start()
+        application = build_application(settings, engine, token, rate_limiter=rate_limiter)
+        runner = BotThread(application, **serve_options).start()
         try:
             started = lambda: api.received("getUpdates") or api.calls("setWebhook")  # noqa: E731
             api.wait_for(started, what="the bot to start")
