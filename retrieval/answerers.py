@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from haystack import Document, component
 from haystack.dataclasses import ExtractedAnswer
 
@@ -29,37 +28,27 @@ def evidence_sentence(index: IndexData, row: int, start: int, end: int) -> tuple
 
 @component
 class SentenceAnswerer:
-    """Picks the sentence of the top passages closest to the question (cosine of precomputed embeddings)."""
+    """Answers with the best sentence of the top passage, as chosen by SentenceEvidenceRanker.
+
+    Below `min_score` (the ranker's 0..1 sentence score) the answer is None: the bot does not know.
+    """
 
     def __init__(self, index: IndexData, min_score: float = 0.35) -> None:
         self.index = index
         self.min_score = min_score
 
     @component.output_types(answer=ExtractedAnswer | None)
-    def run(self, query: str, query_embedding: list[float], documents: list[Document]) -> dict[str, Any]:
-        rows = [doc.meta["row"] for doc in documents]
-        if not rows:
+    def run(self, query: str, documents: list[Document]) -> dict[str, Any]:
+        # The best sentence wins even when its passage ranks second: passage rank also weighs retrieval.
+        document = max(documents, key=lambda d: d.meta.get("sentence_score", -1.0), default=None)
+        if document is None or document.meta.get("sentence_score", -1.0) < self.min_score:
             return {"answer": None}
-        sentence_rows = self.index.sentence_rows
-        chosen = np.flatnonzero(np.isin(sentence_rows, np.asarray(rows, dtype=sentence_rows.dtype)))
-        if chosen.size == 0:
-            return {"answer": None}
-        scores = self.index.sentence_embeddings[chosen] @ np.asarray(query_embedding, dtype=np.float32)
-        best = int(np.argmax(scores))
-        score = float(scores[best])
-        sentence_row = int(chosen[best])
-        passage_row = int(sentence_rows[sentence_row])
-        # Which of that passage's sentences it is: count the rows of the same passage before it.
-        number = sentence_row - int(np.searchsorted(sentence_rows, passage_row))
-        start, end = self.index.passages[passage_row].sentence_spans[number]
-        document = next(doc for doc in documents if doc.meta["row"] == passage_row)
+        start, end = self.index.passages[document.meta["row"]].sentence_spans[document.meta["best_sentence"]]
         sentence = (document.content or "")[start:end]
-        if score < self.min_score:
-            return {"answer": None}
         return {
             "answer": ExtractedAnswer(
                 query=query,
-                score=max(0.0, min(1.0, score)),
+                score=max(0.0, min(1.0, document.meta["sentence_score"])),
                 data=sentence,
                 document=document,
                 document_offset=ExtractedAnswer.Span(start, end),

@@ -19,11 +19,12 @@ from haystack.components.joiners import DocumentJoiner
 
 from retrieval.answer import Answer, Passage, Turn
 from retrieval.answerers import ExtractiveAnswerer, SentenceAnswerer
-from retrieval.documents import ArticleLoader, SkippedFile, iter_article_files
+from retrieval.documents import ArticleLoader, SkippedFile, document_for, iter_article_files
 from retrieval.errors import IndexMissingError, InputError, QabotError
 from retrieval.followup import FollowUpContextualizer
 from retrieval.models import ResolvedModel, resolve_model
 from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
+from retrieval.rerank import SentenceEvidenceRanker
 from retrieval.retrievers import BM25PassageRetriever, DensePassageRetriever, build_bm25, passage_search_text
 from retrieval.settings import Settings
 from retrieval.splitter import SentencePassageSplitter
@@ -203,7 +204,16 @@ class QAEngine:
         self, documents: Sequence[Document], rebuild: bool = False, progress: Progress = _no_progress
     ) -> IndexReport:
         """Index ready-made article Documents (meta: title, source); used for question-set corpora."""
-        return self._index_articles(list(documents), rebuild, progress)
+        articles = [
+            document_for(
+                d.content or "",
+                title=d.meta.get("title", ""),
+                source=d.meta.get("source") or d.id,
+                file_hash=d.meta.get("file_hash"),
+            )
+            for d in documents
+        ]
+        return self._index_articles(articles, rebuild, progress)
 
     def _index_articles(
         self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress
@@ -345,33 +355,35 @@ class QAEngine:
     # ----------------------------------------------------------------- asking
     def _build_pipeline(self) -> Pipeline:
         index = self.index
-        candidates = self.settings.retrieval.candidates
+        retrieval, answers = self.settings.retrieval, self.settings.answer
+        embedder = self._text_embedder()
+        bm25 = BM25PassageRetriever(index, top_k=retrieval.candidates)
         pipeline = Pipeline()
         pipeline.add_component("followup", FollowUpContextualizer())
-        pipeline.add_component("embedder", self._text_embedder())
-        pipeline.add_component("bm25", BM25PassageRetriever(index, top_k=candidates))
-        pipeline.add_component("dense", DensePassageRetriever(index, top_k=candidates))
-        pipeline.add_component(
-            "joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=self.settings.retrieval.top_k)
-        )
+        pipeline.add_component("embedder", embedder)
+        pipeline.add_component("bm25", bm25)
+        pipeline.add_component("dense", DensePassageRetriever(index, top_k=retrieval.candidates))
+        pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=2 * retrieval.top_k))
+        pipeline.add_component("ranker", SentenceEvidenceRanker(index, bm25, embedder=embedder, top_k=retrieval.top_k))
         pipeline.connect("followup.search_query", "embedder.text")
         pipeline.connect("followup.search_query", "bm25.query")
+        pipeline.connect("followup.question", "ranker.question")
+        pipeline.connect("followup.context", "ranker.context")
         pipeline.connect("embedder.embedding", "dense.query_embedding")
+        pipeline.connect("embedder.embedding", "ranker.query_embedding")
         pipeline.connect("bm25.documents", "joiner.documents")
         pipeline.connect("dense.documents", "joiner.documents")
+        pipeline.connect("joiner.documents", "ranker.documents")
         reader = self._load_reader()
-        answers = self.settings.answer
         if reader is not None:
-            pipeline.add_component(
-                "answerer",
-                ExtractiveAnswerer(reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score),
+            answerer: Any = ExtractiveAnswerer(
+                reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
             )
-            pipeline.connect("followup.reader_question", "answerer.query")
         else:
-            pipeline.add_component("answerer", SentenceAnswerer(index, min_score=answers.min_sentence_score))
-            pipeline.connect("followup.reader_question", "answerer.query")
-            pipeline.connect("embedder.embedding", "answerer.query_embedding")
-        pipeline.connect("joiner.documents", "answerer.documents")
+            answerer = SentenceAnswerer(index, min_score=answers.min_sentence_score)
+        pipeline.add_component("answerer", answerer)
+        pipeline.connect("followup.reader_question", "answerer.query")
+        pipeline.connect("ranker.documents", "answerer.documents")
         pipeline.warm_up()
         return pipeline
 
@@ -430,9 +442,9 @@ class QAEngine:
                 self._notice_given = True
             result = pipeline.run(
                 {"followup": {"question": question, "history": list(history)}},
-                include_outputs_from={"joiner", "followup"},
+                include_outputs_from={"ranker", "followup"},
             )
-        documents = result["joiner"]["documents"]
+        documents = result["ranker"]["documents"]
         extracted = result["answerer"]["answer"]
         search_query = result["followup"]["search_query"]
         return self._to_answer(question, extracted, documents, search_query, tuple(notices))

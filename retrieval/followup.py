@@ -30,16 +30,20 @@ def is_follow_up(question: str) -> bool:
 class FollowUpContextualizer:
     """Builds the search query and the reader's question from a question and the conversation so far."""
 
-    @component.output_types(search_query=str, reader_question=str)
+    @component.output_types(search_query=str, question=str, context=str, reader_question=str)
     def run(self, question: str, history: list[Turn] | None = None) -> dict[str, Any]:
+        """`search_query` finds passages; `question` with its `context` (the earlier question, or "")
+        picks the sentence; the reader gets `reader_question`."""
         previous = history[-1] if history else None
         if previous is None or not is_follow_up(question):
-            return {"search_query": question, "reader_question": question}
+            return {"search_query": question, "question": question, "context": "", "reader_question": question}
         said = previous.answer.evidence or previous.answer.text if previous.answer.known else ""
         context = " ".join(part for part in (previous.question, said) if part)
-        # The search sees the earlier turn; the reader gets it after the question, so the span
-        # it looks for is still the one the new question asks about.
+        # The search sees the whole earlier turn. The sentence choice and the reader see only the
+        # earlier question: the earlier answer's own sentence would otherwise win again.
         return {
             "search_query": f"{question} {context}",
+            "question": question,
+            "context": previous.question,
             "reader_question": f"{question} ({previous.question})",
         }

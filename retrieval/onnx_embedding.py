@@ -50,7 +50,8 @@ def export_onnx(model_path: Path, cache_dir: Path) -> Path:
 
         transformers_logging.disable_progress_bar()
         transformers_logging.set_verbosity_error()
-        model = AutoModel.from_pretrained(str(model_path)).eval()
+        # Eager attention exports to the plain MatMul/Softmax pattern that ONNX Runtime fuses.
+        model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
 
         class _LastHiddenState(torch.nn.Module):
             def __init__(self, inner: torch.nn.Module) -> None:

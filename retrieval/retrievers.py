@@ -19,8 +19,21 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+# Function words: pronouns, auxiliaries, determiners, prepositions, question words. Words that
+# change meaning ("not", "no", "first", "last", "most") stay searchable.
+STOPWORDS = frozenset(
+    """a an the and or but if of at by for with about against between into through during before after
+    above below to from up down in out on off over under again further then once here there when where
+    why how all any both each other some such own same so than too very can will just should now i me
+    my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
+    herself it its itself they them their theirs themselves what which who whom whose this that these
+    those am is are was were be been being have has had having do does did doing would could might must
+    shall may as until while also s t""".split()
+)
+
+
 def _bm25_tokenizer() -> bm25s.tokenization.Tokenizer:
-    return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=_stemmer())
+    return bm25s.tokenization.Tokenizer(stopwords=sorted(STOPWORDS), stemmer=_stemmer())
 
 
 def passage_search_text(passage: PassageRecord) -> str:
@@ -45,6 +58,32 @@ def passage_document(index: IndexData, row: int, score: float) -> Document:
     return Document(id=passage.id, content=passage.content, meta=meta, score=score)
 
 
+class LexicalIndex:
+    """The saved bm25s index with its tokenizer, and the inverse document frequency of each term."""
+
+    def __init__(self, folder: Path) -> None:
+        self.bm25 = bm25s.BM25.load(str(folder), mmap=True)
+        self.tokenizer = _bm25_tokenizer()
+        self.tokenizer.load_vocab(str(folder))
+        indptr = np.asarray(self.bm25.scores["indptr"])
+        document_frequency = np.diff(indptr)
+        n = max(int(self.bm25.scores.get("num_docs", len(document_frequency))), 1)
+        columns = {int(token): column for token, column in self.bm25.vocab_dict.items()}
+        self._idf = np.zeros(len(self.tokenizer.word_to_id) + 1, dtype=np.float32)
+        for token, column in columns.items():
+            if 0 <= token < self._idf.shape[0]:
+                df = float(document_frequency[column])
+                self._idf[token] = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Stemmed, stop-word-free term ids of each text (terms unknown to the index are dropped)."""
+        return self.tokenizer.tokenize(texts, update_vocab=False, show_progress=False)
+
+    def idf(self, token_ids: set[int]) -> float:
+        """The summed inverse document frequency of these terms."""
+        return float(sum(self._idf[t] for t in token_ids if 0 < t < self._idf.shape[0]))
+
+
 @component
 class BM25PassageRetriever:
     """Keyword retrieval: BM25 scores from a memory-mapped bm25s index, stemmed, stop words removed."""
@@ -52,24 +91,22 @@ class BM25PassageRetriever:
     def __init__(self, index: IndexData, top_k: int = 20) -> None:
         self.index = index
         self.top_k = top_k
-        self._bm25: bm25s.BM25 | None = None
-        self._tokenizer: bm25s.tokenization.Tokenizer | None = None
+        self.lexical: LexicalIndex | None = None
 
     def warm_up(self) -> None:
-        if self._bm25 is None and self.index.folder is not None and len(self.index):
-            folder = str(self.index.folder / "bm25")
-            self._bm25 = bm25s.BM25.load(folder, mmap=True)
-            self._tokenizer = _bm25_tokenizer()
-            self._tokenizer.load_vocab(folder)
+        if self.lexical is None and self.index.folder is not None and len(self.index):
+            self.lexical = LexicalIndex(self.index.folder / "bm25")
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int | None = None) -> dict[str, list[Document]]:
         self.warm_up()
-        if self._bm25 is None or self._tokenizer is None:
+        if self.lexical is None:
             return {"documents": []}
-        tokens = self._tokenizer.tokenize([query], update_vocab=False, show_progress=False)
+        tokens = self.lexical.token_ids([query])
+        if not any(tokens[0]):
+            return {"documents": []}
         k = min(top_k or self.top_k, len(self.index))
-        rows, scores = self._bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        rows, scores = self.lexical.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         found = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
         return {"documents": [passage_document(self.index, row, score) for row, score in found]}
 

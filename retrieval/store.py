@@ -67,6 +67,7 @@ class IndexData:
     sentence_rows: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     folder: Path | None = None
+    _sentence_starts: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def empty(cls, embedding_model: str, dimension: int) -> IndexData:
@@ -79,6 +80,15 @@ class IndexData:
 
     def __len__(self) -> int:
         return len(self.passages)
+
+    @property
+    def sentence_starts(self) -> np.ndarray:
+        """Row of each passage's first sentence; passage i's sentences are rows starts[i]..starts[i+1]."""
+        if self._sentence_starts is None or self._sentence_starts.shape[0] != len(self.passages) + 1:
+            self._sentence_starts = np.searchsorted(
+                np.asarray(self.sentence_rows), np.arange(len(self.passages) + 1), side="left"
+            )
+        return self._sentence_starts
 
 
 def _sha256(path: Path) -> str:

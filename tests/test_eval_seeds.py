@@ -14,10 +14,10 @@ from bot.evaluation import QUESTION_TYPES, eval_command, load_question_set, run_
 from retrieval.errors import QabotError
 from tests.conftest import SEEDS, make_settings
 
-# Floors for the offline sentence answer (no reader model). The issue aims at evidence_hit 0.9 on
-# the answerable seed questions; the engine's sentence choice is measured at 0.71 today, so the
-# floor guards against regressions and should be raised as the sentence choice improves.
-EVIDENCE_HIT_FLOOR = 0.65
+# Floors for the offline sentence answer (no reader model): evidence_hit is 0.91 on the answerable
+# seed questions, follow-ups included. No-answer accuracy is the weak side of sentence answers
+# (questions about the article's subject that it does not answer still match a sentence).
+EVIDENCE_HIT_FLOOR = 0.9
 NO_ANSWER_FLOOR = 0.4
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
