@@ -874,4 +874,11 @@ def bot_command(settings: Settings, webhook_url: str | None, listen: str | None,
         logger.info("The index is empty: indexing %s first", corpus)
         engine.index_paths(list(settings.index.corpus))
     engine.warm_up()
-    return run_bot(settings, engine, token, webhook_url=webhook_url, listen=listen, port=port)
+    try:
+        return run_bot(settings, engine, token, webhook_url=webhook_url, listen=listen, port=port)
+    except QabotError:
+        raise
+    except Exception as exc:  # PTB's messages may quote the token: the traceback goes to the (redacted) log
+        logger.error("The Telegram bot stopped on an unexpected error", exc_info=True)
+        reason = " ".join(redact_in_logs(token).redact(str(exc)).split())
+        raise QabotError(f"the Telegram bot stopped on an unexpected {type(exc).__name__}: {reason}") from None

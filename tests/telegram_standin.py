@@ -589,11 +589,11 @@ class WatchedEngine:
         self.asked.append((question, tuple(history)))
         return self.engine.ask(question, history)
 
-    def examples(self, n: int = 3) -> list[str]:
-        return self.engine.examples(n)
-
     def questions(self) -> list[str]:
         return [question for question, _ in self.asked]
+
+    def __getattr__(self, name: str) -> Any:  # examples(), index_dir, ...: the engine's own
+        return getattr(self.engine, name)
 
 
 @contextlib.contextmanager
