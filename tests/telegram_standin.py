@@ -49,6 +49,14 @@ _TELEGRAM_ATTRIBUTES = {"a": {"href"}, "span": {"class"}, "tg-emoji": {"emoji-id
 _TELEGRAM_ATTRIBUTES |= {"blockquote": {"expandable"}}
 _TELEGRAM_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 MESSAGE_LIMIT = 4096
+# Questions the seed article answers, for tests that ask many.
+SEED_QUESTIONS = [
+    "Who declared the talks dead?",
+    "What did Pompeo say about the talks?",
+    "How long has the war in Afghanistan lasted?",
+    "Who is the US Secretary of State?",
+    "What did Mark Esper negotiate?",
+]
 # Long polls never hold a request longer than this, whatever the client asks.
 MAX_POLL_SECONDS = 15.0
 

@@ -13,18 +13,11 @@ from typing import Any
 
 from bot.telegram import RetryingRateLimiter
 from tests.conftest import make_settings
-from tests.telegram_standin import WatchedEngine, running_bot
+from tests.telegram_standin import SEED_QUESTIONS, WatchedEngine, running_bot
 
 TOKEN = "7000007:load-SECRET-token"
 CHATS = 50
 QUESTIONS_PER_CHAT = 10
-QUESTIONS = [
-    "Who declared the talks dead?",
-    "What did Pompeo say about the talks?",
-    "How long has the war in Afghanistan lasted?",
-    "Who is the US Secretary of State?",
-    "What did Mark Esper negotiate?",
-]
 
 
 def test_500_questions_from_50_chats_are_answered_once_each_in_order(
@@ -44,7 +37,7 @@ def test_500_questions_from_50_chats_are_answered_once_each_in_order(
         asked: dict[int, list[tuple[int, str]]] = {chat: [] for chat in chats}
         for number in range(QUESTIONS_PER_CHAT):
             for chat in chats:
-                question = f"{QUESTIONS[number % len(QUESTIONS)]} (chat {chat}, question {number})"
+                question = f"{SEED_QUESTIONS[number % len(SEED_QUESTIONS)]} (chat {chat}, question {number})"
                 asked[chat].append((api.send_text(chat, question)["message_id"], question))
 
         def answered() -> int:

@@ -13,10 +13,10 @@ from typing import Any
 from bot.telegram import build_application
 from retrieval.errors import QabotError
 from tests.conftest import make_settings
-from tests.telegram_standin import BotApiStandIn, BotThread, Fault, WatchedEngine, running_bot
+from tests.telegram_standin import SEED_QUESTIONS, BotApiStandIn, BotThread, Fault, WatchedEngine, running_bot
 
 TOKEN = "7000005:reliability-SECRET-token"
-QUESTIONS = ["Who declared the talks dead?", "What did Pompeo say about the talks?", "Who is Mark Esper?"]
+QUESTIONS = SEED_QUESTIONS[:3]
 # Far longer than any wait in these tests: a stalled request is only ever ended by the client's timeout.
 STALL_SECONDS = 60.0
 

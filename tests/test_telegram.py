@@ -23,7 +23,7 @@ from bot.telegram_format import telegram_length
 from retrieval.answer import Answer, Turn
 from retrieval.settings import Settings
 from tests.conftest import make_settings
-from tests.telegram_standin import ApiCall, BotApiStandIn, WatchedEngine, running_bot
+from tests.telegram_standin import SEED_QUESTIONS, ApiCall, BotApiStandIn, WatchedEngine, running_bot
 
 TOKEN = "7000001:standin-SECRET-token_qabot"
 FAILING = "Please fail on this question"
@@ -270,25 +270,16 @@ def test_slow_question_does_not_hold_up_other_chats(bot):
     assert "Pompeo" in answer.visible_text
 
 
-QUESTIONS = [
-    "Who declared the talks dead?",
-    "What did Pompeo say about the talks?",
-    "How long has the war in Afghanistan lasted?",
-    "Who is the US Secretary of State?",
-    "What did Mark Esper negotiate?",
-]
-
-
 def test_fifty_questions_from_ten_chats_are_answered_once_each_in_order(bot):
     api, _, _ = bot
     chats = [new_chat() for _ in range(10)]
     sent: dict[int, list[int]] = {chat: [] for chat in chats}
-    for question in QUESTIONS:
+    for question in SEED_QUESTIONS:
         for chat in chats:
             sent[chat].append(api.send_text(chat, question)["message_id"])
 
     def all_answered() -> bool:
-        return all(len(api.messages(chat)) >= len(QUESTIONS) for chat in chats)
+        return all(len(api.messages(chat)) >= len(SEED_QUESTIONS) for chat in chats)
 
     api.wait_for(all_answered, timeout=120, what="50 answers")
     [ask(api, chat, "/help") for chat in chats]  # anything still queued for a chat came before this
