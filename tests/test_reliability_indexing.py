@@ -9,7 +9,6 @@ from typing import Any
 from retrieval.documents import ArticleLoader
 from retrieval.engine import QAEngine
 from retrieval.splitter import SentencePassageSplitter
-from retrieval.store import load_index
 from tests.conftest import make_settings
 
 CAP = 3
@@ -33,9 +32,10 @@ def test_a_file_with_more_passages_than_the_cap_keeps_only_the_first(tmp_path):
     )
     assert long_count > 5 * CAP and short_count == CAP - 1
 
-    report = QAEngine(settings).index_paths([long_article, short_article])
+    engine = QAEngine(settings)
+    report = engine.index_paths([long_article, short_article])
 
-    passages = load_index(tmp_path / "index", settings.models.embedding).passages
+    passages = engine.index.passages
     by_file = {name: [p for p in passages if Path(p.source).name == name] for name in ("long.txt", "short.txt")}
     assert len(by_file["long.txt"]) == CAP
     assert by_file["long.txt"][0].content.startswith("Sentence 0 of long")  # the start of the article is kept
