@@ -23,9 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from haystack import Document  # noqa: E402
-
-from retrieval.engine import QAEngine  # noqa: E402
+from retrieval.engine import QAEngine  # noqa: E402  (first: it turns Haystack's telemetry off)
+from haystack import Document  # noqa: E402, I001
 from retrieval.settings import load_settings  # noqa: E402
 
 SEED_QUESTIONS = [

@@ -6,6 +6,7 @@ Every front end (CLI chat, Telegram, evaluation) calls this and nothing below it
 from __future__ import annotations
 
 import threading
+import unicodedata
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ class IndexReport:
     passages_total: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def clean_question(question: str) -> str:
+    """The question as the models can take it: valid Unicode, no control characters, single spaces."""
+    text = str(question).encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+    return " ".join(text.split())
+
+
+def _cleaned(turn: Turn) -> Turn:
+    return Turn(clean_question(turn.question), turn.answer)
 
 
 def _quiet_transformers() -> None:
@@ -90,12 +102,22 @@ class QAEngine:
         return {"model": str(self.embedding_model.path), "progress_bar": False, "normalize_embeddings": True}
 
     @property
+    def _quantized(self) -> bool:
+        return self.settings.models.embedding_backend == "onnx" and self.settings.models.quantize
+
+    @property
+    def embedding_id(self) -> str:
+        """The embedding model as the index records it: int8 vectors differ from float ones."""
+        return f"{self.settings.models.embedding} [int8]" if self._quantized else self.settings.models.embedding
+
+    @property
     def _onnx(self) -> OnnxEmbedder:
         if self._onnx_embedder is None:
             self._onnx_embedder = OnnxEmbedder(
                 self.embedding_model.path,  # type: ignore[arg-type]
                 self.settings.models.onnx_dir,
                 threads=self.settings.models.threads,
+                quantize=self._quantized,
             )
         return self._onnx_embedder
 
@@ -177,7 +199,7 @@ class QAEngine:
                     raise IndexMissingError(
                         f"no index in {self.index_dir}: build it with `qabot index PATH...`", exit_code=2
                     )
-                self._index = load_index(self.index_dir, self.settings.models.embedding)
+                self._index = load_index(self.index_dir, self.embedding_id)
             return self._index
 
     def is_empty(self) -> bool:
@@ -242,7 +264,7 @@ class QAEngine:
         old = (
             None
             if rebuild or not index_exists(self.index_dir)
-            else load_index(self.index_dir, self.settings.models.embedding, verify=False)
+            else load_index(self.index_dir, self.embedding_id, verify=False)
         )
         splitter = SentencePassageSplitter(
             passage_words=self.settings.index.passage_words,
@@ -307,7 +329,7 @@ class QAEngine:
         self, old: IndexData | None, new_passages: list[Document], replaced: set[str], progress: Progress
     ) -> IndexData:
         dimension = self._dimension()
-        data = IndexData.empty(self.settings.models.embedding, dimension)
+        data = IndexData.empty(self.embedding_id, dimension)
         kept_rows = [] if old is None else [i for i, p in enumerate(old.passages) if p.source not in replaced]
         records = [old.passages[i] for i in kept_rows] if old else []
         records += [
@@ -431,7 +453,7 @@ class QAEngine:
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """Answer `question`; `history` (earlier turns, oldest first) lets follow-ups be understood."""
-        question = " ".join(str(question).replace("\x00", " ").split())
+        question = clean_question(question)
         if not question:
             raise InputError('empty question: type a question, e.g. qabot ask "Who declared the talks dead?"')
         pipeline = self.pipeline
@@ -441,7 +463,7 @@ class QAEngine:
                 notices.append(self.reader_notice)
                 self._notice_given = True
             result = pipeline.run(
-                {"followup": {"question": question, "history": list(history)}},
+                {"followup": {"question": question, "history": [_cleaned(turn) for turn in history]}},
                 include_outputs_from={"ranker", "followup"},
             )
         documents = result["ranker"]["documents"]

@@ -33,6 +33,23 @@ def _model_key(model_path: Path) -> str:
     return f"{model_path.name}-{digest.hexdigest()[:16]}"
 
 
+def onnx_model(model_path: Path, cache_dir: Path, quantize: bool) -> Path:
+    """The ONNX file to run: the export, or its int8 dynamic quantisation (made once, in a second)."""
+    exported = export_onnx(model_path, cache_dir)
+    if not quantize:
+        return exported
+    target = exported.with_name("model.int8.onnx")
+    if not target.is_file():
+        with FileLock(str(target.parent / ".lock")):
+            if not target.is_file():
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                temporary = target.with_suffix(".tmp")
+                quantize_dynamic(str(exported), str(temporary), weight_type=QuantType.QInt8)
+                os.replace(temporary, target)
+    return target
+
+
 def export_onnx(model_path: Path, cache_dir: Path) -> Path:
     """The ONNX file for the transformer in `model_path`, exported on first use (a few seconds)."""
     target = cache_dir / _model_key(model_path) / "model.onnx"
@@ -84,10 +101,11 @@ def export_onnx(model_path: Path, cache_dir: Path) -> Path:
 class OnnxEmbedder:
     """Sentence embeddings from an ONNX export of a sentence-transformers model."""
 
-    def __init__(self, model_path: Path, cache_dir: Path, threads: int = 0) -> None:
+    def __init__(self, model_path: Path, cache_dir: Path, threads: int = 0, quantize: bool = False) -> None:
         self.model_path = Path(model_path)
         self.cache_dir = Path(cache_dir)
         self.threads = threads
+        self.quantize = quantize
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -115,7 +133,7 @@ class OnnxEmbedder:
             if self.threads:
                 options.intra_op_num_threads = self.threads
             options.log_severity_level = 3
-            path = export_onnx(self.model_path, self.cache_dir)
+            path = onnx_model(self.model_path, self.cache_dir, self.quantize)
             self._pooling, self._normalize, max_length = self._settings()
             tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=max_length)

@@ -54,6 +54,7 @@ class ModelSettings(_Section):
     reader: str = Field(default="deepset/tinyroberta-squad2", min_length=1)
     cache_dir: Path | None = None
     embedding_backend: Literal["onnx", "torch"] = "onnx"
+    quantize: bool = True
     onnx_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "onnx")
     threads: int = Field(default=0, ge=0, le=256)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 # One ONNX export of the embedding model for the whole session, outside the user's cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="qabot-test-cache-")
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -81,9 +82,7 @@ def tiny_reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from retrieval.models import resolve_model
 
     folder = tmp_path_factory.mktemp("tiny-reader")
-    tokenizer = AutoTokenizer.from_pretrained(
-        str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path)
-    )
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path))
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,
