@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retrieval.engine import QAEngine  # noqa: E402  (first: it turns Haystack's telemetry off)
-from haystack import Document  # noqa: E402, I001
+from retrieval.documents import document_for  # noqa: E402
+from retrieval.engine import QAEngine  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
 
 SEED_QUESTIONS = [
@@ -60,13 +60,13 @@ def timed_questions(engine: QAEngine, questions: list[str], repeats: int) -> dic
     }
 
 
-def squad_documents(path: Path) -> tuple[list[Document], list[str]]:
+def squad_documents(path: Path) -> tuple[list, list[str]]:
     data = json.loads(path.read_text(encoding="utf-8"))
     documents, questions = [], []
     for article in data["data"]:
         for number, paragraph in enumerate(article["paragraphs"]):
             source = f"{article['title']}#{number}"
-            documents.append(Document(content=paragraph["context"], meta={"title": article["title"], "source": source}))
+            documents.append(document_for(paragraph["context"], title=article["title"], source=source))
             questions.extend(qa["question"] for qa in paragraph["qas"])
     return documents, questions
 

@@ -6,8 +6,8 @@ Every front end (CLI chat, Telegram, evaluation) calls this and nothing below it
 from __future__ import annotations
 
 import threading
-import unicodedata
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
