@@ -185,9 +185,11 @@ class OnnxTextEmbedder:
     def warm_up(self) -> None:
         self.embedder.warm_up()
 
-    @component.output_types(embedding=list[float])
+    @component.output_types(embedding=np.ndarray)
     def run(self, text: str) -> dict[str, Any]:
-        return {"embedding": self.embedder.embed([text])[0].tolist()}
+        # An array, not a list: the pipeline copies component inputs, and a list of 384 floats
+        # is copied float by float.
+        return {"embedding": self.embedder.embed([text])[0]}
 
 
 @component

@@ -43,14 +43,14 @@ class SentenceEvidenceRanker:
         self.lexical_weight = lexical_weight
         self.prior_weight = prior_weight
 
-    def _query_vector(self, query_embedding: list[float], question: str, context: str) -> np.ndarray:
+    def _query_vector(self, query_embedding: Any, question: str, context: str) -> np.ndarray:
         if context and self.embedder is not None:
             query_embedding = self.embedder.run(text=f"{question} ({context})")["embedding"]
         return np.asarray(query_embedding, dtype=np.float32)
 
     @component.output_types(documents=list[Document])
     def run(
-        self, query_embedding: list[float], question: str, documents: list[Document], context: str = ""
+        self, query_embedding: Any, question: str, documents: list[Document], context: str = ""
     ) -> dict[str, list[Document]]:
         """Score `documents` for `question`; `context` (an earlier question) counts half in term overlap."""
         if not documents:

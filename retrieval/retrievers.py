@@ -6,6 +6,7 @@ Both return Haystack Documents, so Haystack's DocumentJoiner fuses them (recipro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -120,7 +121,8 @@ class DensePassageRetriever:
         self.top_k = top_k
 
     @component.output_types(documents=list[Document])
-    def run(self, query_embedding: list[float], top_k: int | None = None) -> dict[str, list[Document]]:
+    def run(self, query_embedding: Any, top_k: int | None = None) -> dict[str, list[Document]]:
+        """`query_embedding`: a normalised vector (array or list of floats)."""
         matrix = self.index.passage_embeddings
         if not len(self.index):
             return {"documents": []}
