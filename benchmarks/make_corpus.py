@@ -68,7 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for number, document in enumerate(build_corpus(args.passages, args.squad)):
-        (args.out / f"{number:06d}.txt").write_text(f"{document.meta['title']}\n\n{document.content}\n", encoding="utf-8")
+        (args.out / f"{number:06d}.txt").write_text(
+            f"{document.meta['title']}\n\n{document.content}\n", encoding="utf-8"
+        )
     print(f"wrote {number + 1} articles to {args.out}")
 
 

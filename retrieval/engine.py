@@ -54,6 +54,20 @@ def clean_question(question: str) -> str:
     return " ".join(text.split())
 
 
+def passage_vectors(sentence_vectors: np.ndarray, sentences_per_passage: list[int]) -> np.ndarray:
+    """A passage's vector is the normalised mean of its sentences' vectors.
+
+    The sentences are embedded anyway (for the sentence answer); embedding each passage too
+    would double the indexing work for no better retrieval (measured on XQuAD: same recall).
+    """
+    dimension = sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else 0
+    if not sentences_per_passage:
+        return np.zeros((0, dimension), dtype=np.float32)
+    bounds = np.cumsum([0, *sentences_per_passage[:-1]])
+    sums = np.add.reduceat(sentence_vectors, bounds, axis=0)
+    return (sums / np.clip(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+
 def _cleaned(turn: Turn) -> Turn:
     return Turn(clean_question(turn.question), turn.answer)
 
@@ -133,22 +147,17 @@ class QAEngine:
         embedder.warm_up()
         return embedder
 
-    def _document_embedder(self, with_title: bool) -> Any:
-        fields = ["title"] if with_title else []
+    def _document_embedder(self) -> Any:
+        """Embeds sentence Documents while indexing."""
         batch_size = self.settings.index.batch_size
         if self.settings.models.embedding_backend == "onnx":
-            return OnnxDocumentEmbedder(self._onnx, meta_fields_to_embed=fields, batch_size=batch_size)
+            return OnnxDocumentEmbedder(self._onnx, batch_size=batch_size)
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersDocumentEmbedder,
         )
 
         _quiet_transformers()
-        embedder = SentenceTransformersDocumentEmbedder(
-            **self._embedder_kwargs(),
-            batch_size=batch_size,
-            meta_fields_to_embed=fields,
-            embedding_separator="\n",
-        )
+        embedder = SentenceTransformersDocumentEmbedder(**self._embedder_kwargs(), batch_size=batch_size)
         embedder.warm_up()
         return embedder
 
@@ -342,15 +351,14 @@ class QAEngine:
             )
             for p in new_passages
         ]
-        passage_docs = [Document(content=p.content, meta={"title": p.meta.get("title", "")}) for p in new_passages]
         sentence_docs = [
             Document(content=(p.content or "")[start:end])
             for p in new_passages
             for start, end in p.meta["sentence_spans"]
         ]
-        new_passage_vectors = self._embed(self._document_embedder(True), passage_docs, "embedding passages", progress)
-        new_sentence_vectors = self._embed(
-            self._document_embedder(False), sentence_docs, "embedding sentences", progress
+        new_sentence_vectors = self._embed(self._document_embedder(), sentence_docs, "embedding sentences", progress)
+        new_passage_vectors = passage_vectors(
+            new_sentence_vectors, [len(p.meta["sentence_spans"]) for p in new_passages]
         )
         new_rows = np.repeat(
             np.arange(len(new_passages), dtype=np.int32) + len(kept_rows),
