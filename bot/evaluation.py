@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import json
 import re
 import string
@@ -203,18 +204,22 @@ def load_question_set(path: Path) -> QuestionSet:
 
 
 def _read_jsonl(text: str, builder: _QuestionSetBuilder) -> None:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split at "\n" only: JSON strings may hold U+2028 and friends, which splitlines() breaks at.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise builder.error((number, exc.colno), f"not valid JSON: {exc.msg}") from exc
+        except RecursionError as exc:
+            raise builder.error(number, "JSON nested too deeply") from exc
         builder.add_record(record, number)
 
 
 def _read_csv(text: str, builder: _QuestionSetBuilder) -> None:
-    rows = csv.DictReader(text.splitlines(keepends=True), strict=True)
+    rows = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = rows.fieldnames or []
         missing = ", ".join(column for column in ("question", "answer") if column not in header)
@@ -260,6 +265,8 @@ def _read_squad(text: str, builder: _QuestionSetBuilder) -> None:
         squad = _parse_located_json(text)
     except json.JSONDecodeError as exc:
         raise builder.error((exc.lineno, exc.colno), f"not valid JSON: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise builder.error(1, "JSON nested too deeply") from exc
 
     def items(parent: Any, key: str, what: str) -> list[Any]:
         where = getattr(parent, "where", 1)

@@ -32,9 +32,9 @@ from bot.telegram_format import (
     format_welcome,
     telegram_length,
 )
-from retrieval.engine import clean_question
 from retrieval.answer import Answer, Passage, Turn
 from retrieval.documents import ArticleLoader, SkippedFile
+from retrieval.engine import clean_question
 from retrieval.errors import QabotError
 from retrieval.splitter import SentencePassageSplitter
 from tests.telegram_standin import MESSAGE_LIMIT, WatchedEngine, parse_telegram_html
@@ -265,7 +265,6 @@ def test_any_bytes_as_a_question_set_load_or_fail_with_a_location(tmp_path_facto
     load_or_located_error(tmp_path_factory.mktemp("qs") / f"questions{suffix}", data)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="bot/evaluation.py lets RecursionError out (reported)")
 @pytest.mark.parametrize("suffix", [".jsonl", ".json"])
 def test_deeply_nested_json_is_an_error_with_a_location(tmp_path, suffix):
     load_or_located_error(tmp_path / f"questions{suffix}", b"[" * 5000 + b"]" * 5000)
@@ -296,7 +295,7 @@ def test_any_squad_shaped_json_loads_or_fails_with_a_location(tmp_path_factory, 
     load_or_located_error(tmp_path_factory.mktemp("qs") / "questions.json", data)
 
 
-# JSON leaves U+0085, U+2028 and U+2029 unescaped; the xfail test below shows what becomes of them.
+# JSON leaves U+0085, U+2028 and U+2029 unescaped; the test below shows they survive.
 QUESTION_TEXT = DELIVERABLE_TEXT.map(lambda text: re.sub("[\x85\u2028\u2029]", " ", text)).filter(str.strip)
 
 
@@ -311,7 +310,6 @@ def test_any_valid_jsonl_question_set_loads_back_unchanged(tmp_path_factory, que
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="bot/evaluation.py splits JSONL at Unicode line breaks too (reported)")
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     line = json.dumps({"question": "Who\u2028said it?\x85", "answers": ["Pompeo"]}, ensure_ascii=False)
     loaded = load_or_located_error(tmp_path / "questions.jsonl", line.encode())
