@@ -321,6 +321,10 @@ class QAEngine:
         dimension = self._dimension()
         vectors = np.zeros((len(documents), dimension), dtype=np.float32)
         step = self.settings.index.batch_size * 4
+        # Loading the model (and, the first time, exporting it to ONNX) takes a few seconds.
+        progress("loading the model", 0, 1)
+        embedder.warm_up()
+        progress("loading the model", 1, 1)
         progress(stage, 0, len(documents))
         for start in range(0, len(documents), step):
             batch = embedder.run(documents=documents[start : start + step])["documents"]
