@@ -99,7 +99,7 @@ def derived_vectors(passages: list, embed: Callable[[list[str]], Any]) -> tuple[
 
     sentences = [(p.content or "")[a:b] for p in passages for a, b in p.meta["sentence_spans"]]
     unique = sorted(set(sentences))
-    vectors = embed(unique)
+    vectors = np.asarray(embed(unique), dtype=np.float32)
     position = {text: i for i, text in enumerate(unique)}
     sentence_vectors = vectors[[position[s] for s in sentences]]
     counts = [len(p.meta["sentence_spans"]) for p in passages]
@@ -216,6 +216,8 @@ def baseline(size: int, folder: Path, questions: list[tuple[str, str]], embed_li
         SentenceTransformersTextEmbedder,
     )
 
+    import numpy as np
+
     from retrieval.models import resolve_model
 
     model = str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path)
@@ -322,6 +324,7 @@ def main() -> None:
     parser.add_argument("--embed-limit", type=int, default=10000)
     parser.add_argument("--worker", choices=["ours", "baseline"])
     parser.add_argument("--size", type=int)
+    parser.add_argument("--resume", action="store_true", help="Reuse results saved by an earlier, interrupted run.")
     args = parser.parse_args()
     if args.worker:
         worker(args.worker, args.size, args.questions, args.embed_limit)
@@ -332,17 +335,24 @@ def main() -> None:
         "embed_limit": args.embed_limit,
         "sizes": {},
     }
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",")):
         pair = {}
         for system in ("ours", "baseline"):
+            part = out / f"scale-{system}-{size}.json"
+            if args.resume and part.is_file():
+                pair[system] = json.loads(part.read_text())
+                continue
             command = [sys.executable, __file__, "--worker", system, "--size", str(size)]
             command += ["--questions", str(args.questions), "--embed-limit", str(args.embed_limit)]
-            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{system} at {size} passages failed:\n{done.stderr[-3000:]}")
             pair[system] = json.loads(done.stdout.strip().splitlines()[-1])
+            part.write_text(json.dumps(pair[system]) + "\n")
             print(f"{size} {system}: {json.dumps(pair[system])}", flush=True)
         results["sizes"][str(size)] = pair
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "scale.md").write_text(f"Measured on {results['cores']} cores.\n\n" + table(results) + "\n")
     print(table(results))
