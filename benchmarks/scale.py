@@ -216,8 +216,6 @@ def baseline(size: int, folder: Path, questions: list[tuple[str, str]], embed_li
         SentenceTransformersTextEmbedder,
     )
 
-    import numpy as np
-
     from retrieval.models import resolve_model
 
     model = str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path)

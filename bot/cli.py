@@ -19,8 +19,7 @@ from retrieval.errors import QabotError
 from retrieval.settings import Settings, load_settings
 
 app = typer.Typer(
-    help="Question answering over news articles: index articles, then ask, chat, run a Telegram bot "
-    "or evaluate.",
+    help="Question answering over news articles: index articles, then ask, chat, run a Telegram bot or evaluate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -53,9 +52,7 @@ def _settings(config: Path | None, index: Path | None = None, **sections: dict[s
     return load_settings(config, **overrides)
 
 
-def _answering_settings(
-    config: Path | None, index: Path | None, top_k: int | None, reader: str | None
-) -> Settings:
+def _answering_settings(config: Path | None, index: Path | None, top_k: int | None, reader: str | None) -> Settings:
     """Settings for the commands that answer questions (the flags they share)."""
     return _settings(config, index, retrieval={"top_k": top_k}, models={"reader": reader})
 
@@ -86,18 +83,14 @@ def _index_with_progress(engine: Any, paths: list[Path], rebuild: bool = False, 
 
         report = engine.index_paths(paths, rebuild=rebuild, progress=update)
     for skipped in report.skipped:
-        err.print(
-            f"warning: skipped {skipped.path}: {skipped.reason}", style="yellow", markup=False, soft_wrap=True
-        )
+        err.print(f"warning: skipped {skipped.path}: {skipped.reason}", style="yellow", markup=False, soft_wrap=True)
     return report
 
 
 @app.command()
 def index(
     paths: Annotated[list[Path], typer.Argument(help="Article files or folders (.txt, .md, .html).")],
-    rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Start a new index instead of updating it.")
-    ] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Start a new index instead of updating it.")] = False,
     index_dir: IndexOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
@@ -164,9 +157,7 @@ def chat(
     settings = _answering_settings(config, index_dir, top_k, reader)
     engine = _engine(settings)
     if engine.is_empty():
-        err.print(
-            f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} first.", style="dim"
-        )
+        err.print(f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} first.", style="dim")
         _index_with_progress(engine, list(settings.index.corpus))
     engine.warm_up()
     raise typer.Exit(run_chat(engine, out))
@@ -227,12 +218,8 @@ def evaluate(
         list[Path] | None,
         typer.Option("--corpus", help="Articles to answer from (default: the set's own paragraphs)."),
     ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json-out", help="Write the full results as JSON here.")
-    ] = None,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write a Markdown report with plots here.")
-    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Write the full results as JSON here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report with plots here.")] = None,
     index_dir: IndexOpt = None,
     config: ConfigOpt = None,
     top_k: TopKOpt = None,

@@ -29,9 +29,7 @@ def test_help_lists_every_command():
 
 
 def test_ask_json_prints_one_object(seed_index_dir, user_env):
-    result = run_qabot(
-        "ask", "--json", "--index", str(seed_index_dir), "Who declared the talks dead?", env=user_env
-    )
+    result = run_qabot("ask", "--json", "--index", str(seed_index_dir), "Who declared the talks dead?", env=user_env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["kind"] == "sentence" and "Donald Trump" in data["answer"]
@@ -53,9 +51,7 @@ def test_blank_question_exits_non_zero_with_one_line(seed_index_dir, user_env):
 
 
 def test_missing_index_folder_exits_2(tmp_path, user_env):
-    result = run_qabot(
-        "ask", "--index", str(tmp_path / "nowhere"), "Who declared the talks dead?", env=user_env
-    )
+    result = run_qabot("ask", "--index", str(tmp_path / "nowhere"), "Who declared the talks dead?", env=user_env)
     assert result.returncode == 2
     assert "qabot index" in _one_line_error(result)
 
@@ -86,9 +82,7 @@ def test_piped_chat_answers_follow_ups_and_commands(seed_index_dir, user_env):
 
 
 def test_chat_indexes_the_corpus_on_first_use(tmp_path, user_env):
-    result = run_qabot(
-        "chat", "--index", str(tmp_path / "fresh"), input="Who declared the talks dead?\n", env=user_env
-    )
+    result = run_qabot("chat", "--index", str(tmp_path / "fresh"), input="Who declared the talks dead?\n", env=user_env)
     assert result.returncode == 0, result.stderr
     assert "index is empty" in result.stderr
     assert "Donald Trump" in result.stdout

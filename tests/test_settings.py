@@ -19,9 +19,7 @@ def test_config_file_documents_every_setting_with_its_default():
         assert f"[{section}]" in text
         for key in fields.annotation.model_fields:
             active = written.get(section, {})
-            assert key in active or re.search(rf"^# {key} = ", text, re.M), (
-                f"{section}.{key} is not documented"
-            )
+            assert key in active or re.search(rf"^# {key} = ", text, re.M), f"{section}.{key} is not documented"
             if key in active and section != "index" and key != "corpus":
                 assert active[key] == defaults[section][key], f"{section}.{key} differs from the code default"
 
