@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -45,7 +46,14 @@ def onnx_model(model_path: Path, cache_dir: Path, quantize: bool) -> Path:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
                 temporary = target.with_suffix(".tmp")
-                quantize_dynamic(str(exported), str(temporary), weight_type=QuantType.QInt8)
+                # The quantiser logs advice through the root logger, which would also install a
+                # root handler behind the front end's back; give it a silent one meanwhile.
+                root, silent = logging.getLogger(), logging.NullHandler()
+                root.addHandler(silent)
+                try:
+                    quantize_dynamic(str(exported), str(temporary), weight_type=QuantType.QInt8)
+                finally:
+                    root.removeHandler(silent)
                 os.replace(temporary, target)
     return target
 

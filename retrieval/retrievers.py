@@ -5,6 +5,7 @@ Both return Haystack Documents, so Haystack's DocumentJoiner fuses them (recipro
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ import Stemmer
 from haystack import Document, component
 
 from retrieval.store import IndexData, PassageRecord
+
+# bm25s logs each index build at DEBUG level on its own logger.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 def _stemmer() -> Stemmer.Stemmer:
