@@ -177,8 +177,8 @@ def models_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         out.print_json(json.dumps(rows))
         return
     for row in rows:
-        where = row["path"] or "not on this machine (run `qabot models pull` on a connected machine)"
-        out.print(f"{row['role']:<10} {row['name']}: {row['origin']} {where}", markup=False)
+        where = f"{row['origin']}, {row['path']}" if row["path"] else "not on this machine (run `qabot models pull`)"
+        out.print(f"{row['role']:<10} {row['name']}: {where}", markup=False, soft_wrap=True)
 
 
 @models_app.command("pull")
