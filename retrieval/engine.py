@@ -19,7 +19,7 @@ from haystack import Document, Pipeline
 from haystack.components.joiners import DocumentJoiner
 
 from retrieval.answer import Answer, Passage, Turn
-from retrieval.answerers import ExtractiveAnswerer, SentenceAnswerer
+from retrieval.answerers import ExtractiveAnswerer, SentenceReader
 from retrieval.documents import ArticleLoader, SkippedFile, document_for, iter_article_files
 from retrieval.errors import IndexMissingError, InputError, QabotError
 from retrieval.followup import FollowUpContextualizer
@@ -414,9 +414,14 @@ class QAEngine:
                 reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
             )
         else:
-            answerer = SentenceAnswerer(index, min_score=answers.min_sentence_score)
+            answerer = SentenceReader(
+                index, self._onnx, passages=answers.sentence_passages, min_score=answers.min_sentence_score
+            )
         pipeline.add_component("answerer", answerer)
         pipeline.connect("followup.reader_question", "answerer.query")
+        if reader is None:
+            pipeline.connect("followup.question", "answerer.question")
+            pipeline.connect("followup.context", "answerer.context")
         pipeline.connect("ranker.documents", "answerer.documents")
         pipeline.warm_up()
         return pipeline

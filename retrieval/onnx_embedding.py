@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,17 @@ def export_onnx(model_path: Path, cache_dir: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class TokenVectors:
+    """The contextual vectors of a text's tokens (special tokens left out), each of unit length."""
+
+    ids: np.ndarray  # (tokens,) vocabulary ids
+    offsets: np.ndarray  # (tokens, 2) character span of each token in the text
+    vectors: np.ndarray  # (tokens, dimension) float32
+
+
 class OnnxEmbedder:
-    """Sentence embeddings from an ONNX export of a sentence-transformers model."""
+    """Sentence embeddings (and token vectors) from an ONNX export of a sentence-transformers model."""
 
     def __init__(self, model_path: Path, cache_dir: Path, threads: int = 0, quantize: bool = False) -> None:
         self.model_path = Path(model_path)
@@ -116,6 +126,7 @@ class OnnxEmbedder:
         self.quantize = quantize
         self._session: Any = None
         self._tokenizer: Any = None
+        self._long_tokenizer: Any = None
         self._lock = threading.Lock()
 
     def _settings(self) -> tuple[str, bool, int]:
@@ -147,6 +158,12 @@ class OnnxEmbedder:
             tokenizer.enable_truncation(max_length=max_length)
             tokenizer.enable_padding()
             self._tokenizer = tokenizer
+            # Token vectors read whole passages: up to the model's position limit, not the pooling limit.
+            config = json.loads((self.model_path / "config.json").read_text())
+            long_tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+            long_tokenizer.enable_truncation(max_length=int(config.get("max_position_embeddings", max_length)))
+            long_tokenizer.enable_padding()
+            self._long_tokenizer = long_tokenizer
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @property
@@ -165,12 +182,7 @@ class OnnxEmbedder:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             encodings = self._tokenizer.encode_batch([texts[i] for i in chunk])
-            feeds = {
-                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-            }
-            hidden = self._session.run(None, feeds)[0]
+            feeds, hidden = self._hidden_states(encodings)
             if self._pooling == "cls":
                 pooled = hidden[:, 0]
             else:
@@ -181,6 +193,32 @@ class OnnxEmbedder:
             for i, row in zip(chunk, pooled, strict=True):
                 rows[i] = row
         return np.vstack(rows).astype(np.float32)
+
+    def _hidden_states(self, encodings: list[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        return feeds, self._session.run(None, feeds)[0]
+
+    def token_vectors(self, texts: list[str]) -> list[TokenVectors]:
+        """Each text's token vectors, read in one batch (texts longer than the model's limit are cut)."""
+        self.warm_up()
+        if not texts:
+            return []
+        encodings = self._long_tokenizer.encode_batch(texts)
+        _, hidden = self._hidden_states(encodings)
+        result = []
+        for encoding, states in zip(encodings, hidden, strict=True):
+            keep = np.flatnonzero(
+                np.array(encoding.attention_mask, dtype=bool) & ~np.array(encoding.special_tokens_mask, dtype=bool)
+            )
+            vectors = states[keep].astype(np.float32)
+            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+            offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[keep]
+            result.append(TokenVectors(np.array(encoding.ids, dtype=np.int64)[keep], offsets, vectors))
+        return result
 
 
 @component

@@ -66,8 +66,9 @@ class RetrievalSettings(_Section):
 
 class AnswerSettings(_Section):
     min_reader_score: float = Field(default=0.25, ge=0.0, le=1.0)
-    min_sentence_score: float = Field(default=0.35, ge=-1.0, le=1.0)
+    min_sentence_score: float = Field(default=0.45, ge=0.0, le=1.0)
     reader_passages: int = Field(default=3, ge=1, le=20)
+    sentence_passages: int = Field(default=2, ge=1, le=20)
     max_question_tokens: int = Field(default=64, ge=8, le=512)
 
 
