@@ -39,8 +39,10 @@ def evidence_sentence(index: IndexData, row: int, start: int, end: int) -> tuple
 class SentenceReader:
     """Answers with the sentence of the top passages that best matches the question, token by token.
 
-    The embedding model reads the top `passages` passages whole, so each token's vector carries its
-    context ("This region" knows it is the Amazon basin). Each content token of the question takes
+    The embedding model reads the top passage (and the next ones, up to `passages`, when the ranker
+    found them within `margin` as good): the sentences around the ranker's best one, `window`
+    sentences before and after it, read together so that each token's vector carries its context
+    ("This region" knows it is the Amazon basin). Each content token of the question takes
     its best match among a sentence's tokens (late interaction, as in ColBERT); a sentence scores
     the mean of those matches, once over its own tokens and once over its own and the previous
     sentence's (an answer often follows the sentence that names the topic): `score` is
@@ -49,11 +51,20 @@ class SentenceReader:
     """
 
     def __init__(
-        self, index: IndexData, encoder: OnnxEmbedder, passages: int = 2, min_score: float = 0.5, cache: int = 512
+        self,
+        index: IndexData,
+        encoder: OnnxEmbedder,
+        passages: int = 2,
+        min_score: float = 0.45,
+        margin: float = 0.05,
+        window: tuple[int, int] = (1, 2),
+        cache: int = 512,
     ) -> None:
         self.index = index
         self.encoder = encoder
         self.passages = passages
+        self.margin = margin
+        self.window = window
         self.min_score = min_score
         self.cache = cache
         self._function_words: set[int] | None = None
@@ -69,13 +80,17 @@ class SentenceReader:
             ids = (tokenizer.token_to_id(word) for word in STOPWORDS - _QUESTION_WORDS)
             self._function_words = {i for i in ids if i is not None}
 
-    def _question_tokens(self, question: str, context: str) -> tuple[np.ndarray, np.ndarray]:
-        """The question's content-token vectors and their weights (summing to 1)."""
+    def _question_tokens(
+        self, question: str, context: str, read: TokenVectors | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The question's content-token vectors and their weights (summing to 1); `read` is the
+        question's reading when the query embedder has already made it."""
         self.warm_up()
         assert self._function_words is not None
         texts = [question, context] if context else [question]
+        readings = [read] if read is not None and not context else self.encoder.token_vectors(texts)
         parts, weights = [], []
-        for text, tokens, weight in zip(texts, self.encoder.token_vectors(texts), (1.0, 0.5), strict=False):
+        for text, tokens, weight in zip(texts, readings, (1.0, 0.5), strict=False):
             content = [
                 i
                 for i, (token, (start, end)) in enumerate(zip(tokens.ids, tokens.offsets, strict=True))
@@ -87,19 +102,23 @@ class SentenceReader:
         vectors, weight = np.vstack(parts), np.concatenate(weights)
         return vectors, weight / max(float(weight.sum()), 1e-9)
 
-    def sentence_scores(self, question: str, documents: list[Document], context: str = "") -> list[np.ndarray]:
-        """For each document, the score of each of its sentences."""
+    def sentence_scores(
+        self, question: str, documents: list[Document], context: str = "", question_tokens: TokenVectors | None = None
+    ) -> list[np.ndarray]:
+        """For each document, the score of each of its sentences (0 for sentences not read)."""
         if not documents:
             return []
-        question_vectors, weights = self._question_tokens(question, context)
-        readings = self._read(documents)
+        question_vectors, weights = self._question_tokens(question, context, question_tokens)
+        windows = [self._window(document) for document in documents]
+        readings = self._read(documents, windows)
         scores = []
-        for document, tokens in zip(documents, readings, strict=True):
+        for document, (first, last), tokens in zip(documents, windows, readings, strict=True):
             spans = self.index.passages[document.meta["row"]].sentence_spans
-            similarity = tokens.vectors @ question_vectors.T  # (passage tokens, question tokens)
-            sentence_of = np.searchsorted([end for _, end in spans], tokens.offsets[:, 0], side="right")
+            similarity = tokens.vectors @ question_vectors.T  # (tokens read, question tokens)
+            starts = tokens.offsets[:, 0] + spans[first][0]  # token offsets are relative to the window read
+            sentence_of = np.searchsorted([end for _, end in spans], starts, side="right")
             best = np.zeros((len(spans), len(weights)), dtype=np.float32)
-            for k in range(len(spans)):
+            for k in range(first, last):
                 rows = similarity[sentence_of == k]
                 if len(rows):
                     best[k] = np.clip(rows.max(axis=0), 0.0, 1.0)
@@ -107,32 +126,78 @@ class SentenceReader:
             scores.append((best @ weights + 2 * (in_context @ weights)) / 3)
         return scores
 
-    def _read(self, documents: list[Document]) -> list[TokenVectors]:
-        """The token vectors of each document's passage, from the cache where it has them."""
+    def _window(self, document: Document, before: int | None = None, after: int | None = None) -> tuple[int, int]:
+        """The sentences to read: around the ranker's best sentence, or all of them."""
+        count = len(self.index.passages[document.meta["row"]].sentence_spans)
+        best = document.meta.get("best_sentence")
+        if best is None:
+            return 0, count
+        before = self.window[0] if before is None else before
+        after = self.window[1] if after is None else after
+        return max(0, best - before), min(count, best + after + 1)
+
+    def _worth_reading(self, documents: list[Document]) -> list[Document]:
+        """The top passage, and those of the next `passages - 1` whose best sentence (by the ranker's
+        sentence score) comes within `margin` of the top passage's: most questions read one passage.
+        A passage whose best sentence was already chosen in another article (a syndicated copy) is
+        not read; the next passage of the same article is, as it goes on past the first one's end."""
+        if not documents:
+            return []
+        top = documents[0].meta.get("sentence_score", 0.0)
+        chosen: list[Document] = []
+        sources: dict[str, set[str]] = {}
+        for document in documents[: self.passages]:
+            if chosen and document.meta.get("sentence_score", 0.0) < top - self.margin:
+                continue
+            best = self._window_text(document, self._window(document, before=0, after=0))
+            source = document.meta.get("source", "")
+            if any(best in sentences for other, sentences in sources.items() if other != source):
+                continue
+            chosen.append(document)
+            sources.setdefault(source, set()).add(best)
+        return chosen
+
+    def _window_text(self, document: Document, window: tuple[int, int]) -> str:
+        spans = self.index.passages[document.meta["row"]].sentence_spans
+        return (document.content or "")[spans[window[0]][0] : spans[window[1] - 1][1]]
+
+    def _read(self, documents: list[Document], windows: list[tuple[int, int]]) -> list[TokenVectors]:
+        """The token vectors of each document's window of sentences, from the cache where it has them."""
+        keys = [f"{d.id}:{first}:{last}" for d, (first, last) in zip(documents, windows, strict=True)]
         with self._readings_lock:
-            found = {d.id: self._readings[d.id] for d in documents if d.id in self._readings}
+            found = {key: self._readings[key] for key in keys if key in self._readings}
             for key in found:
                 self._readings.move_to_end(key)
-        missing = list({d.id: d for d in documents if d.id not in found}.values())
-        if missing:
-            readings = self.encoder.token_vectors([d.content or "" for d in missing])
-            found.update(zip((d.id for d in missing), readings, strict=True))
+        texts = {
+            key: self._window_text(document, window)
+            for key, document, window in zip(keys, documents, windows, strict=True)
+            if key not in found
+        }
+        if texts:
+            found.update(zip(texts, self.encoder.token_vectors(list(texts.values())), strict=True))
             with self._readings_lock:
-                for document in missing:
-                    self._readings[document.id] = found[document.id]
+                for key in texts:
+                    self._readings[key] = found[key]
                 while len(self._readings) > self.cache:
                     self._readings.popitem(last=False)
-        return [found[d.id] for d in documents]
+        return [found[key] for key in keys]
 
     @component.output_types(answer=ExtractedAnswer | None)
-    def run(self, query: str, documents: list[Document], question: str = "", context: str = "") -> dict[str, Any]:
-        """Read the top documents for `question` (default: `query`); `query` is kept on the answer."""
-        documents = documents[: self.passages]
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        question: str = "",
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> dict[str, Any]:
+        """Read the top documents for `question` (default: `query`); `query` is kept on the answer.
+        `question_tokens`, the question's own reading if the query embedder made one, saves a run."""
+        documents = self._worth_reading(documents)
+        scores = self.sentence_scores(question or query, documents, context, question_tokens)
         choices = [
             (float(sentence_scores[k]), document, k)
-            for document, sentence_scores in zip(
-                documents, self.sentence_scores(question or query, documents, context), strict=True
-            )
+            for document, sentence_scores in zip(documents, scores, strict=True)
             for k in range(len(sentence_scores))
         ]
         if not choices:

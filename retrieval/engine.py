@@ -422,6 +422,8 @@ class QAEngine:
         if reader is None:
             pipeline.connect("followup.question", "answerer.question")
             pipeline.connect("followup.context", "answerer.context")
+            if isinstance(embedder, OnnxTextEmbedder):
+                pipeline.connect("embedder.tokens", "answerer.question_tokens")
         pipeline.connect("ranker.documents", "answerer.documents")
         pipeline.warm_up()
         return pipeline

@@ -182,25 +182,45 @@ class OnnxEmbedder:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             encodings = self._tokenizer.encode_batch([texts[i] for i in chunk])
-            feeds, hidden = self._hidden_states(encodings)
-            if self._pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = feeds["attention_mask"][..., None].astype(np.float32)
-                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-            if self._normalize:
-                pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            for i, row in zip(chunk, pooled, strict=True):
+            hidden = self._hidden_states(encodings)
+            for i, row in zip(chunk, self._pool(encodings, hidden), strict=True):
                 rows[i] = row
         return np.vstack(rows).astype(np.float32)
 
-    def _hidden_states(self, encodings: list[Any]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def embed_with_tokens(self, text: str) -> tuple[np.ndarray, TokenVectors]:
+        """The embedding of `text` and its token vectors, from one run of the model."""
+        self.warm_up()
+        encodings = self._tokenizer.encode_batch([text])
+        hidden = self._hidden_states(encodings)
+        return self._pool(encodings, hidden)[0].astype(np.float32), self._tokens(encodings[0], hidden[0])
+
+    def _hidden_states(self, encodings: list[Any]) -> np.ndarray:
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        return feeds, self._session.run(None, feeds)[0]
+        return self._session.run(None, feeds)[0]
+
+    def _pool(self, encodings: list[Any], hidden: np.ndarray) -> np.ndarray:
+        if self._pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)[..., None]
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        if self._normalize:
+            pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled
+
+    @staticmethod
+    def _tokens(encoding: Any, states: np.ndarray) -> TokenVectors:
+        keep = np.flatnonzero(
+            np.array(encoding.attention_mask, dtype=bool) & ~np.array(encoding.special_tokens_mask, dtype=bool)
+        )
+        vectors = states[keep].astype(np.float32)
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[keep]
+        return TokenVectors(np.array(encoding.ids, dtype=np.int64)[keep], offsets, vectors)
 
     def token_vectors(self, texts: list[str]) -> list[TokenVectors]:
         """Each text's token vectors, read in one batch (texts longer than the model's limit are cut)."""
@@ -208,17 +228,8 @@ class OnnxEmbedder:
         if not texts:
             return []
         encodings = self._long_tokenizer.encode_batch(texts)
-        _, hidden = self._hidden_states(encodings)
-        result = []
-        for encoding, states in zip(encodings, hidden, strict=True):
-            keep = np.flatnonzero(
-                np.array(encoding.attention_mask, dtype=bool) & ~np.array(encoding.special_tokens_mask, dtype=bool)
-            )
-            vectors = states[keep].astype(np.float32)
-            vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-            offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)[keep]
-            result.append(TokenVectors(np.array(encoding.ids, dtype=np.int64)[keep], offsets, vectors))
-        return result
+        hidden = self._hidden_states(encodings)
+        return [self._tokens(encoding, states) for encoding, states in zip(encodings, hidden, strict=True)]
 
 
 @component
@@ -231,11 +242,13 @@ class OnnxTextEmbedder:
     def warm_up(self) -> None:
         self.embedder.warm_up()
 
-    @component.output_types(embedding=np.ndarray)
+    @component.output_types(embedding=np.ndarray, tokens=TokenVectors)
     def run(self, text: str) -> dict[str, Any]:
+        """The embedding of `text` and, for the sentence reader, its token vectors."""
         # An array, not a list: the pipeline copies component inputs, and a list of 384 floats
         # is copied float by float.
-        return {"embedding": self.embedder.embed([text])[0]}
+        embedding, tokens = self.embedder.embed_with_tokens(text)
+        return {"embedding": embedding, "tokens": tokens}
 
 
 @component
