@@ -115,7 +115,8 @@ class SentenceReader:
         for document, (first, last), tokens in zip(documents, windows, readings, strict=True):
             spans = self.index.passages[document.meta["row"]].sentence_spans
             similarity = tokens.vectors @ question_vectors.T  # (tokens read, question tokens)
-            starts = tokens.offsets[:, 0] + spans[first][0]  # token offsets are relative to the window read
+            offset = spans[first][0] if first < len(spans) else 0
+            starts = tokens.offsets[:, 0] + offset  # token offsets are relative to the window read
             sentence_of = np.searchsorted([end for _, end in spans], starts, side="right")
             best = np.zeros((len(spans), len(weights)), dtype=np.float32)
             for k in range(first, last):
@@ -159,7 +160,8 @@ class SentenceReader:
 
     def _window_text(self, document: Document, window: tuple[int, int]) -> str:
         spans = self.index.passages[document.meta["row"]].sentence_spans
-        return (document.content or "")[spans[window[0]][0] : spans[window[1] - 1][1]]
+        first, last = window
+        return (document.content or "")[spans[first][0] : spans[last - 1][1]] if first < last else ""
 
     def _read(self, documents: list[Document], windows: list[tuple[int, int]]) -> list[TokenVectors]:
         """The token vectors of each document's window of sentences, from the cache where it has them."""
