@@ -127,15 +127,13 @@ class SentenceReader:
             scores.append((best @ weights + 2 * (in_context @ weights)) / 3)
         return scores
 
-    def _window(self, document: Document, before: int | None = None, after: int | None = None) -> tuple[int, int]:
+    def _window(self, document: Document) -> tuple[int, int]:
         """The sentences to read: around the ranker's best sentence, or all of them."""
         count = len(self.index.passages[document.meta["row"]].sentence_spans)
         best = document.meta.get("best_sentence")
         if best is None:
             return 0, count
-        before = self.window[0] if before is None else before
-        after = self.window[1] if after is None else after
-        return max(0, best - before), min(count, best + after + 1)
+        return max(0, best - self.window[0]), min(count, best + self.window[1] + 1)
 
     def _worth_reading(self, documents: list[Document]) -> list[Document]:
         """The top passage, and those of the next `passages - 1` whose best sentence (by the ranker's
@@ -150,7 +148,8 @@ class SentenceReader:
         for document in documents[: self.passages]:
             if chosen and document.meta.get("sentence_score", 0.0) < top - self.margin:
                 continue
-            best = self._window_text(document, self._window(document, before=0, after=0))
+            first = document.meta.get("best_sentence", 0)
+            best = self._window_text(document, (first, first + 1))
             source = document.meta.get("source", "")
             if any(best in sentences for other, sentences in sources.items() if other != source):
                 continue
