@@ -28,7 +28,9 @@ from rich.console import Console  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation import QuestionSet, eval_command, load_question_set, retrieval_scores  # noqa: E402
+from bot.evaluation.command import eval_command  # noqa: E402
+from bot.evaluation.metrics import retrieval_scores  # noqa: E402
+from bot.evaluation.questionsets import QuestionSet, load_question_set  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
 
 DEFAULT_QUESTIONS = ROOT.parent / "shared" / "eval" / "xquad-en-dev.json"

@@ -205,7 +205,7 @@ def telegram_bot(
     config: ConfigOpt = None,
 ) -> None:
     """Run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)."""
-    from bot.telegram import bot_command
+    from bot.telegram.app import bot_command
 
     settings = _settings(config, index_dir)
     raise typer.Exit(bot_command(settings, webhook_url=webhook_url, listen=listen, port=port))
@@ -226,7 +226,7 @@ def evaluate(
     reader: ReaderOpt = None,
 ) -> None:
     """Evaluate on a question set: exact match, F1, evidence hits, retrieval recall and latency."""
-    from bot.evaluation import eval_command
+    from bot.evaluation.command import eval_command
 
     settings = _answering_settings(config, index_dir, top_k, reader)
     eval_command(settings, questions, list(corpus or []), json_out, report, out)

@@ -542,7 +542,7 @@ class BotThread:
         self._thread = threading.Thread(target=self._run, name="qabot-telegram", daemon=True)
 
     def _run(self) -> None:
-        from bot.telegram import serve
+        from bot.telegram.app import serve
 
         async def main() -> None:
             self._stop = asyncio.Event()
@@ -617,7 +617,7 @@ def running_bot(
 
     `settings_for(base_url)` makes the bot's settings; yields (stand-in, settings).
     """
-    from bot.telegram import build_application
+    from bot.telegram.app import build_application
 
     with BotApiStandIn(token) as api:
         settings = settings_for(api.base_url)

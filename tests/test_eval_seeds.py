@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bot.eval_report import write_report
-from bot.evaluation import QUESTION_TYPES, eval_command, load_question_set, run_questions, summarize
+from bot.evaluation.command import eval_command
+from bot.evaluation.metrics import QUESTION_TYPES
+from bot.evaluation.questionsets import load_question_set
+from bot.evaluation.report import summarize, write_report
+from bot.evaluation.runner import run_questions
 from retrieval.errors import QabotError
 from tests.conftest import SEEDS, make_settings
 

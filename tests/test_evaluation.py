@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.evaluation import (
-    QuestionSetError,
+from bot.evaluation.metrics import (
     evidence_hit,
     exact_match,
     f1_score,
-    load_question_set,
     normalize_answer,
     percentile,
     question_type,
     retrieval_scores,
 )
+from bot.evaluation.questionsets import QuestionSetError, load_question_set
 from retrieval.errors import QabotError
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

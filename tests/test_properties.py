@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from bot.chat import run_chat
-from bot.evaluation import QuestionSet, QuestionSetError, load_question_set
+from bot.evaluation.questionsets import QuestionSet, QuestionSetError, load_question_set
 from bot.formatting import render_answer, render_sources
-from bot.telegram_format import (
+from bot.telegram.format import (
     PASSAGE_PREVIEW_CHARS,
     answer_blocks,
     format_answer,
@@ -34,8 +34,8 @@ from bot.telegram_format import (
 )
 from retrieval.answer import Answer, Passage, Turn
 from retrieval.documents import ArticleLoader, SkippedFile
-from retrieval.engine import clean_question
 from retrieval.errors import QabotError
+from retrieval.question_pipeline import clean_question
 from retrieval.splitter import SentencePassageSplitter
 from tests.telegram_standin import MESSAGE_LIMIT, WatchedEngine, parse_telegram_html
 

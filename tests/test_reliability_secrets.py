@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-import bot.telegram
+import bot.telegram.app
 from bot.cli import main
-from bot.telegram import build_application
+from bot.telegram.app import build_application
+from bot.telegram.secrets import REDACTED
 from retrieval.errors import QabotError
 from tests.conftest import MISSING_READER, SEED_ARTICLE, make_settings
 from tests.telegram_standin import BotThread, WatchedEngine, running_bot
@@ -56,7 +57,7 @@ def test_an_error_quoting_the_token_is_redacted_in_the_log_and_never_sent(
         api.wait_for(lambda: "getFile failed" in caplog.text, what="the error to be logged")
     assert "Sorry, something went wrong" in apology.visible_text
     assert all(TOKEN not in json.dumps(call.params) for call in api.calls())
-    assert f"bot{bot.telegram.REDACTED}/getFile failed" in caplog.text
+    assert f"bot{REDACTED}/getFile failed" in caplog.text
     assert TOKEN not in caplog.text
 
 
@@ -105,11 +106,11 @@ def test_unexpected_failure_of_the_bot_is_one_line_without_the_token(user_with_a
     def failing_run_bot(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError(f"The token `{TOKEN}` was rejected by the server.")
 
-    monkeypatch.setattr(bot.telegram, "run_bot", failing_run_bot)
+    monkeypatch.setattr(bot.telegram.app, "run_bot", failing_run_bot)
     with caplog.at_level(logging.INFO):
         code, out, err = run_main(monkeypatch, capsys, "bot")
     assert code == 1
     [line] = [line for line in err.splitlines() if line.startswith("error:")]
-    assert "unexpected RuntimeError" in line and f"`{bot.telegram.REDACTED}` was rejected" in line
+    assert "unexpected RuntimeError" in line and f"`{REDACTED}` was rejected" in line
     assert TOKEN not in out + err + caplog.text
     assert "Traceback" in caplog.text  # kept for the operator, in the log, with the token cut out

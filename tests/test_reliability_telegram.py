@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bot.telegram import build_application
+from bot.telegram.app import build_application
 from retrieval.errors import QabotError
 from tests.conftest import make_settings
 from tests.telegram_standin import SEED_QUESTIONS, BotApiStandIn, BotThread, Fault, WatchedEngine, running_bot

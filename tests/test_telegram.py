@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.telegram import feedback_path
-from bot.telegram_format import telegram_length
+from bot.telegram.feedback import feedback_path
+from bot.telegram.format import telegram_length
 from retrieval.answer import Answer, Turn
 from retrieval.settings import Settings
 from tests.conftest import make_settings

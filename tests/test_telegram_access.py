@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.telegram import QuestionRateLimit
+from bot.telegram.access import QuestionRateLimit
 from retrieval.settings import Settings
 from tests.conftest import make_settings
 from tests.telegram_standin import WatchedEngine, running_bot

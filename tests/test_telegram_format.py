@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.telegram_format import (
+from bot.telegram.format import (
     MESSAGE_LIMIT,
     Block,
     Span,

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.telegram import TokenRedactionFilter, Webhook, build_application, read_token
+from bot.telegram.app import Webhook, build_application
+from bot.telegram.secrets import TokenRedactionFilter, read_token
 from retrieval.errors import QabotError
 from tests.conftest import MISSING_READER, QABOT, ROOT, make_settings
 from tests.telegram_standin import BotApiStandIn, BotThread, Fault, WatchedEngine, running_bot

@@ -1,6 +1,6 @@
 """Telegram renderings of qabot's answers: Telegram-flavoured HTML, every piece of text escaped.
 
-Pure functions, no `telegram` import: the bot in `bot/telegram.py` sends what these return.
+Pure functions, no `telegram` import: the handlers in `bot/telegram/handlers.py` send what these return.
 A message is built from blocks (lines) of styled spans, so that one longer than Telegram's
 4,096-character limit can be cut between blocks, or inside a span, into valid HTML chunks.
 """

@@ -1,0 +1,147 @@
+"""The question pipeline: follow-up context → BM25 and dense retrieval, fused → re-ranking → reader.
+
+`build_question_pipeline` wires the Haystack components over a loaded index; `answer_from` turns
+the pipeline's output into the `Answer` every front end renders.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, Pipeline
+from haystack.components.joiners import DocumentJoiner
+
+from retrieval.answer import Answer, Passage, Turn
+from retrieval.answerers import ExtractiveAnswerer, SentenceReader
+from retrieval.followup import FollowUpContextualizer
+from retrieval.onnx_embedding import OnnxEmbedder, OnnxTextEmbedder
+from retrieval.rerank import SentenceEvidenceRanker
+from retrieval.retrievers import BM25PassageRetriever, DensePassageRetriever
+from retrieval.settings import Settings
+from retrieval.store import IndexData
+
+
+def clean_question(question: str) -> str:
+    """The question as the models can take it: valid Unicode, no control characters, single spaces."""
+    text = str(question).encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+    return " ".join(text.split())
+
+
+def cleaned_turn(turn: Turn) -> Turn:
+    return Turn(clean_question(turn.question), turn.answer)
+
+
+def build_question_pipeline(
+    index: IndexData, settings: Settings, embedder: Any, reader: Any, onnx: Callable[[], OnnxEmbedder]
+) -> Pipeline:
+    """The pipeline over `index`; with `reader` None, the sentence reader (on `onnx()`) answers."""
+    retrieval, answers = settings.retrieval, settings.answer
+    bm25 = BM25PassageRetriever(index, top_k=retrieval.candidates)
+    pipeline = Pipeline()
+    pipeline.add_component("followup", FollowUpContextualizer())
+    pipeline.add_component("embedder", embedder)
+    pipeline.add_component("bm25", bm25)
+    pipeline.add_component("dense", DensePassageRetriever(index, top_k=retrieval.candidates))
+    pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=2 * retrieval.top_k))
+    pipeline.add_component("ranker", SentenceEvidenceRanker(index, bm25, embedder=embedder, top_k=retrieval.top_k))
+    pipeline.connect("followup.search_query", "embedder.text")
+    pipeline.connect("followup.search_query", "bm25.query")
+    pipeline.connect("followup.question", "ranker.question")
+    pipeline.connect("followup.context", "ranker.context")
+    pipeline.connect("embedder.embedding", "dense.query_embedding")
+    pipeline.connect("embedder.embedding", "ranker.query_embedding")
+    pipeline.connect("bm25.documents", "joiner.documents")
+    pipeline.connect("dense.documents", "joiner.documents")
+    pipeline.connect("joiner.documents", "ranker.documents")
+    if reader is not None:
+        answerer: Any = ExtractiveAnswerer(
+            reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
+        )
+    else:
+        answerer = SentenceReader(
+            index, onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score
+        )
+    pipeline.add_component("answerer", answerer)
+    pipeline.connect("followup.reader_question", "answerer.query")
+    if reader is None:
+        pipeline.connect("followup.question", "answerer.question")
+        pipeline.connect("followup.context", "answerer.context")
+        if isinstance(embedder, OnnxTextEmbedder):
+            pipeline.connect("embedder.tokens", "answerer.question_tokens")
+    pipeline.connect("ranker.documents", "answerer.documents")
+    pipeline.warm_up()
+    return pipeline
+
+
+class QuestionTruncator:
+    """Cuts a question to `limit` tokens of the embedding model's tokenizer (loaded on the first long question)."""
+
+    def __init__(self, tokenizer_file: Path, limit: int) -> None:
+        self.tokenizer_file = tokenizer_file
+        self.limit = limit
+        self._tokenizer: Any = None
+
+    def cut(self, question: str) -> tuple[str, list[str]]:
+        """The question, cut when it is too long, and a notice saying so."""
+        limit = self.limit
+        if len(question) <= limit:  # a token covers at least one character
+            return question, []
+        offsets = self._question_tokenizer().encode(question[: limit * 40], add_special_tokens=False).offsets
+        if len(offsets) <= limit:
+            return question, []
+        cut = question[: offsets[limit - 1][1]].rstrip()
+        return cut, [f"Your question was cut to its first {limit} tokens ({len(cut)} characters)."]
+
+    def _question_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            self._tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
+            self._tokenizer.no_truncation()
+            self._tokenizer.no_padding()
+        return self._tokenizer
+
+
+def answer_from(
+    question: str,
+    extracted: Any,
+    documents: list[Document],
+    search_query: str,
+    notices: tuple[str, ...],
+) -> Answer:
+    """The `Answer` from the answerer's output (`extracted`; None: "I don't know") and the ranked passages."""
+    passages = tuple(
+        Passage(
+            id=doc.id,
+            text=doc.content or "",
+            title=doc.meta.get("title", ""),
+            source=doc.meta.get("source", ""),
+            score=float(doc.score or 0.0),
+        )
+        for doc in documents
+    )
+    if extracted is None:
+        return Answer(question, "", 0.0, "none", passages=passages, search_query=search_query, notices=notices)
+    evidence = extracted.meta["evidence"]
+    start = extracted.document_offset.start - extracted.meta["evidence_offset"]
+    end = start + len(extracted.data)
+    if not (start >= 0 and evidence[start:end] == extracted.data):
+        start, end = -1, -1
+    return Answer(
+        question=question,
+        text=extracted.data,
+        score=round(float(extracted.score), 4),
+        kind=extracted.meta["kind"],
+        evidence=evidence,
+        title=extracted.document.meta.get("title", ""),
+        source=extracted.document.meta.get("source", ""),
+        passages=passages,
+        answer_start=start,
+        answer_end=end,
+        search_query=search_query,
+        notices=notices,
+    )
