@@ -1,0 +1,112 @@
+"""The reader's training script, end to end on a tiny slice: data, windows, no-answer examples,
+two real optimiser steps on the real base encoder, a checkpoint that resumes, the written model,
+its calibration and its model card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training import calibrate, train_reader
+from training.data import make_examples, read_squad_folder, split_held_out
+
+FACTS = [
+    ("Ada Lovelace", "London", "1815", "mathematician"),
+    ("Alan Turing", "Maida Vale", "1912", "logician"),
+    ("Grace Hopper", "New York", "1906", "computer scientist"),
+    ("Emmy Noether", "Erlangen", "1882", "algebraist"),
+    ("Carl Gauss", "Brunswick", "1777", "astronomer"),
+    ("Marie Curie", "Warsaw", "1867", "physicist"),
+]
+
+
+def _tiny_squad(folder: Path) -> Path:
+    """Six articles of three sentences, four questions each, in SQuAD format."""
+    data = []
+    for name, town, year, job in FACTS:
+        context = (
+            f"{name} was born in {town} in {year}. Later in life {name.split()[0]} worked as a {job}. "
+            f"The family moved away from {town} when {name.split()[0]} was young."
+        )
+        questions = [
+            (f"Where was {name} born?", town),
+            (f"When was {name} born?", year),
+            (f"What did {name.split()[0]} work as?", job),
+            (f"Who was born in {town}?", name),
+        ]
+        qas = [
+            {"id": f"{name}-{i}", "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
+            for i, (q, a) in enumerate(questions)
+        ]
+        data.append({"title": name, "paragraphs": [{"context": context, "qas": qas}]})
+    folder.mkdir()
+    path = folder / "tiny.json"
+    path.write_text(json.dumps({"version": "tiny", "data": data}), encoding="utf-8")
+    return folder
+
+
+def test_examples_hold_their_answers_and_no_answer_windows_do_not(tmp_path):
+    paragraphs = read_squad_folder(_tiny_squad(tmp_path / "data"))
+    examples = make_examples(paragraphs, seed=1, same_paragraph_negatives=1.0, other_article_negatives=1.0)
+    answered = [e for e in examples if e.answer_start is not None]
+    unanswerable = [e for e in examples if e.answer_start is None]
+    assert len(answered) == 24
+    assert {e.kind for e in unanswerable} == {"no-answer: same paragraph", "no-answer: other article"}
+    for example in answered:
+        assert example.context[example.answer_start : example.answer_end] == example.answers[0]
+    for example in unanswerable:
+        assert example.answers[0].lower() not in example.context.lower()
+
+
+def test_held_out_articles_are_never_trained_on(tmp_path):
+    paragraphs = read_squad_folder(_tiny_squad(tmp_path / "data"))
+    train, held = split_held_out(paragraphs, share=0.34, seed=3)
+    assert held and train
+    assert not {p.group for p in train} & {p.group for p in held}
+
+
+@pytest.mark.slow
+def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
+    data = _tiny_squad(tmp_path / "data")
+    out, checkpoints = tmp_path / "reader", tmp_path / "checkpoints"
+    common = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--checkpoints",
+        str(checkpoints),
+        "--batch-size",
+        "16",
+        "--held-out",
+        "0.34",
+        "--save-every",
+        "1",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    train_reader.main([*common, "--max-steps", "1"])
+    assert not out.exists()  # stopped early: only a checkpoint
+    log = [json.loads(line) for line in (checkpoints / "train-log.jsonl").read_text().splitlines()]
+    assert any(r.get("step") == 1 and "loss" in r for r in log)
+    train_reader.main(common)  # resumes at step 1 and finishes the schedule
+    log = [json.loads(line) for line in (checkpoints / "train-log.jsonl").read_text().splitlines()]
+    assert {"event": "resumed", "step": 1} in log
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
+
+    calibrate.main(
+        ["--data", str(data), "--model", str(out), "--held-out", "0.34", "--log", str(checkpoints / "train-log.jsonl")]
+    )
+    figures = json.loads((out / "calibration.json").read_text())
+    assert 0.01 <= figures["calibration_factor"] <= 3.0
+    assert 0.5 <= figures["min_reader_score"] < 1.0
+    assert figures["held_out"]["windows"] > 0
+    card = (out / "README.md").read_text()
+    assert "CC BY 4.0" in card and "Apache-2.0" in card
+    assert str(figures["calibration_factor"]) in card
+    assert (out / "reliability.png").stat().st_size > 1000

@@ -1,0 +1,1 @@
+"""Training qabot's own models: the extractive reader shipped in models/qabot-reader."""

@@ -1,0 +1,131 @@
+"""The reader's model card (README.md beside its weights), written from the training log and
+`calibration.json`, so that every figure in it is the one measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_SHIFTS = (
+    'Miller, Krauth, Recht and Schmidt, "The Effect of Natural Distribution Shift on Question Answering Models", '
+    "ICML 2020"
+)
+_COVID = 'Möller, Reina, Jayakumar and Pietsch, "COVID-QA: A Question Answering Dataset for COVID-19", 2020'
+SOURCES = "\n".join(
+    [
+        "| data | questions | licence | source |",
+        "|---|---|---|---|",
+        f"| SQuAD-shifts, new Wikipedia articles | 7,938 | CC BY 4.0 | {_SHIFTS} |",
+        "| SQuAD-shifts, Reddit posts | 9,803 | CC BY 4.0 | same |",
+        "| SQuAD-shifts, Amazon product reviews | 9,885 | CC BY 4.0 | same |",
+        f"| COVID-QA, early release | 1,380 | Apache-2.0 | {_COVID} |",
+        "",
+    ]
+)
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None) -> Path:
+    """Write `model/README.md`; `end_to_end` adds figures measured through qabot's own pipeline."""
+    calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
+    log = read_log(log_path)
+    start = next((r for r in reversed(log) if r.get("event") == "start"), {})
+    setup = next((r["setup"] for r in reversed(log) if "setup" in r), {})
+    steps = [r for r in log if "loss" in r]
+    dev = calibration.get("dev_gold_paragraph", {})
+    held = calibration["held_out"]
+    lines = [
+        "---",
+        "license: cc-by-4.0",
+        "language: en",
+        "pipeline_tag: question-answering",
+        "base_model: sentence-transformers/all-MiniLM-L6-v2",
+        "---",
+        "",
+        "# qabot-reader",
+        "",
+        "qabot's extractive question-answering model: given a question and a few sentences, it marks the",
+        "answer's span, or abstains when the sentences do not hold it (trained SQuAD 2.0 style). It is",
+        "all-MiniLM-L6-v2 (6 layers, 22 M parameters) fine-tuned for span extraction, small enough to",
+        "read a window of sentences in a few milliseconds on a CPU, and it ships with qabot so that",
+        "answers work offline. Weights are stored in fp16 and load as float32.",
+        "",
+        "Reproduce it with `make reader` (from the repository root, with the training data in",
+        "`../shared/qa-train`): `python -m training.train_reader`, then `python -m training.calibrate`.",
+        "",
+        "## Training data",
+        "",
+        SOURCES,
+        "Windows of 1 to 6 whole sentences around each answer (question first, at most "
+        f"{setup.get('max_length', 192)} tokens). Unanswerable windows are made from the same data: the",
+        "answer's window without the answer's sentence (on topic), and a window from another article.",
+        f"{start.get('examples', '?')} training windows, {start.get('no_answer_share', '?')} of them unanswerable. "
+        f"{held['articles']} articles were held out for calibration.",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| setting | value |",
+        "|---|---|",
+    ]
+    for key in ("epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "seed"):
+        if key in setup:
+            lines.append(f"| {key} | {setup[key]} |")
+    lines += [
+        "| optimiser | AdamW, weight decay 0.01, linear warm-up and decay, gradient clipping at 1.0 |",
+        "| loss | start/end cross-entropy (no answer = [CLS]) + binary loss on sigmoid(start + end), "
+        "the score Haystack's reader gives a span |",
+        "| frozen | word embeddings (and the embeddings and lowest layers, as `freeze_layers` says) |",
+        f"| steps | {steps[-1]['step'] if steps else '?'}, final running loss {steps[-1]['loss'] if steps else '?'} |",
+        "",
+        "## Figures",
+        "",
+        "Dev figures are on the XQuAD-en dev half (120 paragraphs, 612 questions), which was used to",
+        "choose settings and never for training.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
+    if dev:
+        lines.append(f"| XQuAD dev, gold paragraph given: EM / F1 | {dev['em']:.3f} / {dev['f1']:.3f} |")
+    for key, value in (end_to_end or {}).items():
+        lines.append(f"| {key} | {value} |")
+    lines += [
+        f"| held-out windows: answerable answered right / unanswerable abstained at {calibration['min_reader_score']} "
+        f"| {held.get('answerable_right', '?')} / {held.get('unanswerable_abstained', '?')} |",
+        f"| held-out expected calibration error | {held['expected_calibration_error']} |",
+        "",
+        "## Confidence",
+        "",
+        f"Confidence is sigmoid({calibration['calibration_factor']} × (start + end logit)), Haystack's span score with",
+        "this model's calibration factor, fitted on the held-out articles; `min_reader_score` "
+        f"({calibration['min_reader_score']}) is where qabot",
+        'says "I don\'t know". Right means F1 >= 0.5 against a gold answer.',
+        "",
+        "| confidence | answers | mean confidence | share right |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['from']:.1f}–{r['to']:.1f} | {r['answers']} | {r['confidence']:.2f} | {r['right']:.2f} |"
+        for r in calibration["reliability"]
+    ]
+    lines += [
+        "",
+        "![reliability](reliability.png)",
+        "",
+        "## Limits",
+        "",
+        "English only. Trained on short windows: give it a few sentences, not a whole article. It is a",
+        "small model: larger SQuAD 2.0 readers (e.g. deepset/roberta-base-squad2) are more accurate and",
+        "are one setting away (`models.reader`) on a machine that can download them.",
+        "",
+        f"Trained and measured on {calibration['date']}.",
+        "",
+    ]
+    card = model / "README.md"
+    card.write_text("\n".join(lines), encoding="utf-8")
+    return card

@@ -1,0 +1,349 @@
+"""Train qabot's extractive reader from open QA data: `python -m training.train_reader --data DIR`.
+
+Fine-tunes the shipped all-MiniLM-L6-v2 encoder for span extraction on short windows of sentences
+(see `training.data`), with made-up unanswerable windows so that it learns to abstain. Runs on a
+CPU in the background: it logs to stdout and `train-log.jsonl`, saves a checkpoint every
+`--save-every` steps and resumes from it, and at the end writes the model (fp16 safetensors and
+its tokenizer) to `--out`. `training.calibrate` then fits its confidence and writes the model card.
+
+Inputs match Haystack's TransformersExtractiveReader: question then context, no token type ids,
+a span's score sigmoid(start + end logit), so the training loss includes that score directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from training.data import Example, batches, make_examples, read_squad_folder, split_held_out
+
+DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
+
+
+@dataclass
+class Encoded:
+    input_ids: list[list[int]]
+    context_masks: list[list[bool]]
+    starts: list[int]
+    ends: list[int]
+
+
+def encode(tokenizer, examples: list[Example], max_length: int) -> tuple[Encoded, list[Example]]:
+    """Token ids and the answer's first and last token (0, 0 for no answer); examples whose answer
+    was cut off by `max_length` are dropped."""
+    encodings = tokenizer(
+        [e.question for e in examples],
+        [e.context for e in examples],
+        truncation="only_second",
+        max_length=max_length,
+        return_offsets_mapping=True,
+    )
+    kept, out = [], Encoded([], [], [], [])
+    for number, example in enumerate(examples):
+        sequence_ids = encodings.sequence_ids(number)
+        offsets = encodings["offset_mapping"][number]
+        context = [sid == 1 for sid in sequence_ids]
+        start = end = 0
+        if example.answer_start is not None:
+            tokens = [i for i, inside in enumerate(context) if inside]
+            first = [i for i in tokens if offsets[i][0] <= example.answer_start < offsets[i][1]]
+            last = [i for i in tokens if offsets[i][0] < example.answer_end <= offsets[i][1]]
+            if not first or not last or last[0] < first[0]:
+                continue
+            start, end = first[0], last[0]
+        kept.append(example)
+        out.input_ids.append(encodings["input_ids"][number])
+        out.context_masks.append(context)
+        out.starts.append(start)
+        out.ends.append(end)
+    return out, kept
+
+
+def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(encoded.input_ids[i]) for i in indices)
+    ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(indices), width), dtype=torch.long)
+    context = torch.zeros((len(indices), width), dtype=torch.bool)
+    for row, i in enumerate(indices):
+        n = len(encoded.input_ids[i])
+        ids[row, :n] = torch.tensor(encoded.input_ids[i])
+        attention[row, :n] = 1
+        context[row, :n] = torch.tensor(encoded.context_masks[i])
+    return {
+        "input_ids": ids,
+        "attention_mask": attention,
+        "context": context,
+        "starts": torch.tensor([encoded.starts[i] for i in indices]),
+        "ends": torch.tensor([encoded.ends[i] for i in indices]),
+    }
+
+
+def span_logits(start: torch.Tensor, end: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """(batch, start token, end token) logits of every span inside the context, as Haystack scores them;
+    -1e4 elsewhere."""
+    pairs = start.unsqueeze(-1) + end.unsqueeze(-2)
+    allowed = context.unsqueeze(-1) & context.unsqueeze(-2)
+    allowed &= torch.ones_like(allowed[0]).triu().unsqueeze(0)
+    return pairs.masked_fill(~allowed, -1e4)
+
+
+def loss_of(model, batch: dict[str, torch.Tensor], hard_negatives: int = 8) -> torch.Tensor:
+    """Token cross-entropy (no answer = the [CLS] token, as in SQuAD 2.0) plus a binary loss on the
+    span score Haystack uses: the gold span up, the best-scoring wrong spans down."""
+    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    starts, ends = batch["starts"], batch["ends"]
+    token_loss = (F.cross_entropy(output.start_logits, starts) + F.cross_entropy(output.end_logits, ends)) / 2
+    spans = span_logits(output.start_logits, output.end_logits, batch["context"])
+    answerable = starts > 0
+    rows = torch.arange(len(starts))
+    gold = spans[rows, starts, ends]
+    wrong = spans.clone()
+    wrong[rows[answerable], starts[answerable], ends[answerable]] = -1e4
+    negatives = wrong.flatten(1).topk(hard_negatives, dim=-1).values
+    negatives = negatives[negatives > -1e3]
+    span_loss = F.binary_cross_entropy_with_logits(negatives, torch.zeros_like(negatives), reduction="sum")
+    if answerable.any():
+        positives = gold[answerable]
+        span_loss = span_loss + F.binary_cross_entropy_with_logits(
+            positives, torch.ones_like(positives), reduction="sum"
+        )
+    return token_loss + span_loss / len(starts)
+
+
+@torch.no_grad()
+def best_spans(model, tokenizer, pairs: list[tuple[str, str]], max_length: int = 384, batch_size: int = 32):
+    """For each (question, context): the best span's text and its logit (start + end), read as
+    Haystack's reader reads (context truncated to `max_length` tokens)."""
+    model.eval()
+    results = []
+    for begin in range(0, len(pairs), batch_size):
+        chunk = pairs[begin : begin + batch_size]
+        enc = tokenizer(
+            [q for q, _ in chunk],
+            [c for _, c in chunk],
+            truncation="only_second",
+            max_length=max_length,
+            padding=True,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        context = torch.tensor([[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(chunk))], dtype=torch.bool)
+        output = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        spans = span_logits(output.start_logits, output.end_logits, context)
+        width = spans.shape[-1]
+        values, flat = spans.flatten(1).max(dim=-1)
+        for i, (value, index) in enumerate(zip(values.tolist(), flat.tolist(), strict=True)):
+            start, end = divmod(index, width)
+            offsets = enc["offset_mapping"][i]
+            text = chunk[i][1][int(offsets[start][0]) : int(offsets[end][1])]
+            results.append((text, value))
+    model.train()
+    return results
+
+
+def evaluate_squad(model, tokenizer, items: list[tuple[str, str, tuple[str, ...]]]) -> dict[str, float]:
+    """EM and F1 (SQuAD normalisation) of the best span, with the gold paragraph given."""
+    from bot.evaluation.metrics import exact_match, f1_score
+
+    spans = best_spans(model, tokenizer, [(q, c) for q, c, _ in items])
+    em = [exact_match(text, golds) for (text, _), (_, _, golds) in zip(spans, items, strict=True)]
+    f1 = [f1_score(text, golds) for (text, _), (_, _, golds) in zip(spans, items, strict=True)]
+    return {"em": sum(em) / len(em), "f1": sum(f1) / len(f1), "questions": len(items)}
+
+
+def read_dev(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(question, paragraph, answers) of a SQuAD v1.1 file: the dev set, only ever for figures."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return [
+        (qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]))
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    ]
+
+
+def _log(log_path: Path, record: dict) -> None:
+    print(json.dumps(record), flush=True)
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder of SQuAD-format training files")
+    parser.add_argument("--dev", type=Path, help="SQuAD v1.1 dev file for the logged EM/F1 (never trained on)")
+    parser.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2", help="encoder to start from")
+    parser.add_argument("--out", type=Path, default=Path("models/qabot-reader"), help="where the model is written")
+    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint and log folder")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=float, default=0.06, help="share of steps with a rising learning rate")
+    parser.add_argument("--max-length", type=int, default=192, help="tokens per training window")
+    parser.add_argument("--freeze-layers", type=int, default=2, help="lowest encoder layers kept frozen")
+    parser.add_argument("--held-out", type=float, default=0.04, help="share of articles kept out for calibration")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--limit", type=int, help="use only the first N paragraphs (a smoke test)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (the schedule is unchanged)")
+    parser.add_argument("--save-every", type=int, default=50)
+    parser.add_argument("--eval-every", type=int, default=300)
+    parser.add_argument("--dev-sample", type=int, default=200, help="dev questions for the periodic figures")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    return parser.parse_args(argv)
+
+
+def build_model(base: str, seed: int, freeze_layers: int):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from retrieval.models import resolve_model
+
+    resolved = resolve_model(base)
+    if resolved.path is None:
+        raise SystemExit(f"base model {base} is not on this machine")
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.path))
+    model = AutoModelForQuestionAnswering.from_pretrained(str(resolved.path), dtype=torch.float32)
+    encoder = model.base_model
+    encoder.embeddings.word_embeddings.requires_grad_(False)  # most of the weights; they barely move
+    if freeze_layers > 0:
+        encoder.embeddings.requires_grad_(False)
+        for layer in encoder.encoder.layer[:freeze_layers]:
+            layer.requires_grad_(False)
+    return model, tokenizer
+
+
+def train(args: argparse.Namespace) -> Path:
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    args.checkpoints.mkdir(parents=True, exist_ok=True)
+    log_path = args.checkpoints / "train-log.jsonl"
+
+    paragraphs = read_squad_folder(args.data)
+    if args.limit:
+        paragraphs = paragraphs[: args.limit]
+    train_paragraphs, _ = split_held_out(paragraphs, args.held_out, args.seed)
+    model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
+    examples = make_examples(train_paragraphs, args.seed)
+    encoded, examples = encode(tokenizer, examples, args.max_length)
+    lengths = [len(ids) for ids in encoded.input_ids]
+    per_epoch = math.ceil(len(examples) / args.batch_size)
+    total_steps = max(1, math.ceil(per_epoch * args.epochs))
+    dev = read_dev(args.dev) if args.dev else []
+    dev_sample = random.Random(args.seed).sample(dev, min(args.dev_sample, len(dev))) if dev else []
+
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
+    warmup = max(1, int(total_steps * args.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    )
+    checkpoint = args.checkpoints / "last.pt"
+    step = 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["setup"] == _setup(args, len(examples)):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step = state["step"]
+            _log(log_path, {"event": "resumed", "step": step})
+        else:
+            _log(log_path, {"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
+    _log(
+        log_path,
+        {
+            "event": "start",
+            "examples": len(examples),
+            "no_answer_share": round(sum(e.answer_start is None for e in examples) / len(examples), 3),
+            "steps": total_steps,
+            "step": step,
+            "trainable_parameters": sum(p.numel() for p in parameters),
+        },
+    )
+
+    model.train()
+    started, seen, running = time.time(), 0, 0.0
+    stop = min(total_steps, args.max_steps or total_steps)
+    while step < stop:
+        epoch, position = divmod(step, per_epoch)
+        order = list(batches(list(range(len(examples))), lengths, args.batch_size, args.seed + epoch))
+        for indices in order[position:]:
+            if step >= stop:
+                break
+            loss = loss_of(model, collate(encoded, indices, tokenizer.pad_token_id))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(indices)
+            running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
+            if step % 10 == 0 or step == stop:
+                rate = seen / (time.time() - started)
+                _log(
+                    log_path,
+                    {
+                        "step": step,
+                        "of": total_steps,
+                        "loss": round(running, 4),
+                        "lr": scheduler.get_last_lr()[0],
+                        "examples_per_s": round(rate, 2),
+                    },
+                )
+            if step % args.save_every == 0 or step == stop:
+                _save(checkpoint, model, optimizer, scheduler, step, _setup(args, len(examples)))
+            if dev_sample and (step % args.eval_every == 0 or step == stop):
+                try:
+                    figures = evaluate_squad(model, tokenizer, dev_sample)
+                except ImportError as exc:  # the figures are for the log; training goes on without them
+                    figures = {"error": str(exc)}
+                _log(log_path, {"step": step, "dev_sample": figures})
+    if step >= total_steps:
+        write_model(model, tokenizer, args.out)
+        _log(log_path, {"event": "written", "out": str(args.out), "step": step})
+    return args.out
+
+
+def _setup(args: argparse.Namespace, examples: int) -> dict:
+    keys = ("base", "epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "held_out", "seed", "limit")
+    return {**{k: getattr(args, k) for k in keys}, "examples": examples}
+
+
+def _save(path: Path, model, optimizer, scheduler, step: int, setup: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "setup": setup,
+    }
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def write_model(model, tokenizer, out: Path) -> None:
+    """Weights in fp16 (half the size); the config says float32, so they load as float32 for the CPU."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.config.dtype = "float32"
+    halved = {k: v.half().contiguous() for k, v in model.state_dict().items()}
+    model.save_pretrained(out, state_dict=halved, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
