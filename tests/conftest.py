@@ -6,12 +6,15 @@ that is on no disk (sentence answers) or a tiny random-weight model saved by `ti
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +106,40 @@ def run_qabot(*args: str, input: str | None = None, env: dict[str, str] | None =
     return subprocess.run(
         [str(QABOT), *args], input=input, capture_output=True, text=True, env=full_env, timeout=timeout
     )
+
+
+def qabot_bot_env(api: Any, index_dir: Path, data_dir: Path, token: str | None) -> dict[str, str]:
+    """The environment for `qabot bot` in a subprocess, talking to the stand-in Bot API `api`."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("QABOT_") and name != "TELEGRAM_BOT_TOKEN"
+    }
+    env.update(
+        QABOT_TELEGRAM_BASE_URL=api.base_url,
+        QABOT_INDEX_DIR=str(index_dir),
+        QABOT_DATA_DIR=str(data_dir),
+        QABOT_MODELS_READER=MISSING_READER,
+        QABOT_CONFIG=str(ROOT / "config" / "qabot.toml"),
+    )
+    if token is not None:
+        env["TELEGRAM_BOT_TOKEN"] = token
+    return env
+
+
+@contextlib.contextmanager
+def running_qabot_bot(api: Any, env: dict[str, str], *args: str, started: str) -> Iterator[subprocess.Popen[str]]:
+    """`qabot bot ARGS` in a subprocess, once it has called the stand-in's method `started`; killed
+    afterwards if it is still running.
+    """
+    bot = subprocess.Popen(
+        [str(QABOT), "bot", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        api.wait_for(lambda: api.calls(started) or bot.poll() is not None, timeout=120, what="the bot")
+        assert bot.poll() is None, bot.communicate()[1]
+        yield bot
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.communicate()

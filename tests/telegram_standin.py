@@ -14,8 +14,12 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -98,7 +102,10 @@ class ApiCall:
 
 @dataclass
 class Fault:
-    """Answer `times` calls of `method` with an error status, or stall them `stall` seconds first."""
+    """Answer `times` calls of `method` with an error status, or stall them `stall` seconds first.
+
+    With `payload`, the calls are answered 200 with that JSON value instead, whatever it holds.
+    """
 
     method: str
     status: int = 0
@@ -106,11 +113,13 @@ class Fault:
     times: int = 1
     retry_after: int | None = None
     stall: float = 0.0
+    payload: Any = None
 
 
 @dataclass
 class _State:
-    updates: list[dict[str, Any]] = field(default_factory=list)
+    # (update_id, what getUpdates serves): raw entries are served as they are, maybe without their id.
+    updates: list[tuple[int, Any]] = field(default_factory=list)
     calls: list[ApiCall] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     chat_types: dict[int, str] = field(default_factory=dict)
@@ -233,9 +242,18 @@ class BotApiStandIn:
         return self.push_update({"callback_query": query})
 
     def push_update(self, update: dict[str, Any]) -> int:
+        """Queues `update` for getUpdates, with the next update_id; returns that id."""
+        return self.push_raw(lambda update_id: {"update_id": update_id, **update})
+
+    def push_raw(self, entry: Callable[[int], Any] | Any) -> int:
+        """Queues any JSON value as an entry of getUpdates' result list, as a faulty server might.
+
+        It takes the next update_id's place (a later offset confirms it) whether or not it carries
+        that id; `entry` may be a function of the id. Returns the id.
+        """
         with self._changed:
             update_id = next(self._ids)
-            self._state.updates.append({"update_id": update_id, **update})
+            self._state.updates.append((update_id, entry(update_id) if callable(entry) else entry))
             self._changed.notify_all()
         return update_id
 
@@ -332,7 +350,7 @@ class BotApiStandIn:
 
         return Handler
 
-    def _dispatch(self, path: str, raw: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _dispatch(self, path: str, raw: dict[str, Any]) -> tuple[int, Any]:
         prefix, _, method = path.rpartition("/")
         if prefix != f"/bot{self.token}":
             return _error(HTTPStatus.UNAUTHORIZED, "Unauthorized")
@@ -347,6 +365,9 @@ class BotApiStandIn:
             if fault.status:
                 self._record(method, params, None, fault.description)
                 return _error(fault.status, fault.description, fault.retry_after)
+            if fault.payload is not None:
+                self._record(method, params, None, "malformed answer")
+                return 200, fault.payload
         refusal = _check_text(params)
         if refusal:
             self._record(method, params, None, refusal)
@@ -385,13 +406,13 @@ class BotApiStandIn:
         deadline = time.monotonic() + min(float(params.get("timeout") or 0), MAX_POLL_SECONDS)
         with self._changed:
             # Updates before `offset` are confirmed: Telegram forgets them.
-            self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
+            self._state.updates = [(number, entry) for number, entry in self._state.updates if number >= offset]
             while not self._state.updates and not self._closing.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
-            return self._state.updates[:limit]
+            return [entry for _, entry in self._state.updates[:limit]]
 
     def _bot_message(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = params.get("chat_id")
@@ -584,6 +605,75 @@ class BotThread:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the process, formatted, tracebacks included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def at_least(self, level: int) -> list[str]:
+        """The formatted records of `level` or above."""
+        return [line for record, line in zip(self.records, self.lines, strict=True) if record.levelno >= level]
+
+
+@contextlib.contextmanager
+def capturing_logs() -> Iterator[LogCapture]:
+    """Captures every record logged (DEBUG and up) while the block runs."""
+    root = logging.getLogger()
+    capture, level = LogCapture(), root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield capture
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    """Waits until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on port {port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+def post_update(url: str, update: Any, secret: str, *, body: bytes | None = None) -> int:
+    """POSTs `update` (as JSON, or `body` as it is) to a webhook as Telegram would; returns the status."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(update).encode() if body is None else body,
+        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 class WatchedEngine:

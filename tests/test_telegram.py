@@ -10,7 +10,6 @@ import dataclasses
 import html
 import itertools
 import json
-import logging
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,15 @@ from bot.telegram.format import telegram_length
 from retrieval.answer import Answer, Turn
 from retrieval.settings import Settings
 from tests.conftest import make_settings
-from tests.telegram_standin import SEED_QUESTIONS, ApiCall, BotApiStandIn, WatchedEngine, running_bot
+from tests.telegram_standin import (
+    SEED_QUESTIONS,
+    ApiCall,
+    BotApiStandIn,
+    LogCapture,
+    WatchedEngine,
+    capturing_logs,
+    running_bot,
+)
 
 TOKEN = "7000001:standin-SECRET-token_qabot"
 FAILING = "Please fail on this question"
@@ -56,31 +63,10 @@ class ScriptedEngine(WatchedEngine):
         return dataclasses.replace(answer, text=LONG_TEXT) if question == LONG else answer
 
 
-class LogCapture(logging.Handler):
-    """Every log record of the process, formatted, tracebacks included."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
 @pytest.fixture(scope="module")
 def all_logs() -> Iterator[LogCapture]:
-    root = logging.getLogger()
-    capture, level = LogCapture(), root.level
-    root.addHandler(capture)
-    root.setLevel(logging.DEBUG)
-    yield capture
-    root.removeHandler(capture)
-    root.setLevel(level)
+    with capturing_logs() as capture:
+        yield capture
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.telegram.access import QuestionRateLimit
+from bot.telegram.access import RateLimit
 from retrieval.settings import Settings
 from tests.conftest import make_settings
 from tests.telegram_standin import WatchedEngine, running_bot
@@ -73,7 +73,7 @@ def test_questions_beyond_the_rate_limit_get_a_polite_wait_message(bot):
 
 def test_rate_limit_counts_a_sliding_minute_per_user():
     now = [1000.0]
-    limit = QuestionRateLimit(2, clock=lambda: now[0])
+    limit = RateLimit(2, clock=lambda: now[0])
     assert limit.wait_seconds(1) == 0 and limit.wait_seconds(1) == 0
     assert limit.wait_seconds(1) == pytest.approx(60)
     assert limit.wait_seconds(2) == 0  # another user is not affected

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +13,17 @@ import pytest
 from bot.telegram.app import Webhook, build_application
 from bot.telegram.secrets import TokenRedactionFilter, read_token
 from retrieval.errors import QabotError
-from tests.conftest import MISSING_READER, QABOT, ROOT, make_settings
-from tests.telegram_standin import BotApiStandIn, BotThread, Fault, WatchedEngine, running_bot
+from tests.conftest import QABOT, make_settings, qabot_bot_env, running_qabot_bot
+from tests.telegram_standin import (
+    BotApiStandIn,
+    BotThread,
+    Fault,
+    WatchedEngine,
+    free_port,
+    post_update,
+    running_bot,
+    wait_listening,
+)
 
 TOKEN = "7000003:run-SECRET-token"
 
@@ -100,27 +102,8 @@ def test_conflict_with_another_instance_ends_the_bot(seed_engine, tmp_path, capl
     assert "\n" not in str(error) and TOKEN not in str(error)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_listening(port: int, timeout: float = 20.0) -> None:
-    """PTB registers the webhook before its server listens: wait for the port to accept."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on port {port} after {timeout} s") from None
-            time.sleep(0.05)
-
-
 def test_webhook_mode_registers_the_webhook_and_answers_posted_updates(seed_engine, seed_index_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     webhook = Webhook(url=f"http://127.0.0.1:{port}/qabot-hook", listen="127.0.0.1", port=port, secret="hook-secret")
 
     def settings_for(base_url: str) -> Any:
@@ -131,50 +114,19 @@ def test_webhook_mode_registers_the_webhook_and_answers_posted_updates(seed_engi
         assert registered.params["url"] == webhook.url
         assert registered.params["secret_token"] == "hook-secret"
         assert api.calls("getUpdates") == []
-        _wait_listening(port)
-
-        def post(update: dict[str, Any], secret: str) -> int:
-            request = urllib.request.Request(
-                webhook.url,
-                data=json.dumps(update).encode(),
-                headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=20) as response:
-                    return response.status
-            except urllib.error.HTTPError as refused:
-                return refused.code
-
+        wait_listening(port)
         forged = api.message(77, text="Who declared the talks dead?")
-        assert post({"update_id": 1, "message": forged}, "wrong-secret") == 403
+        assert post_update(webhook.url, {"update_id": 1, "message": forged}, "wrong-secret") == 403
         question = api.message(77, text="Who declared the talks dead?")
-        assert post({"update_id": 2, "message": question}, "hook-secret") == 200
+        assert post_update(webhook.url, {"update_id": 2, "message": question}, "hook-secret") == 200
         [reply] = api.wait_for_replies(77, question)
         assert "Donald Trump" in reply.visible_text
         assert all(call.reply_to != forged["message_id"] for call in api.messages(77))
 
 
-def _qabot_env(api: BotApiStandIn, index_dir: Path, data_dir: Path, token: str | None) -> dict[str, str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("QABOT_") and name != "TELEGRAM_BOT_TOKEN"
-    }
-    env.update(
-        QABOT_TELEGRAM_BASE_URL=api.base_url,
-        QABOT_INDEX_DIR=str(index_dir),
-        QABOT_DATA_DIR=str(data_dir),
-        QABOT_MODELS_READER=MISSING_READER,
-        QABOT_CONFIG=str(ROOT / "config" / "qabot.toml"),
-    )
-    if token is not None:
-        env["TELEGRAM_BOT_TOKEN"] = token
-    return env
-
-
 def test_qabot_bot_without_a_token_exits_2_naming_the_variable(seed_index_dir, tmp_path):
     with BotApiStandIn(TOKEN) as api:
-        env = _qabot_env(api, seed_index_dir, tmp_path / "data", token=None)
+        env = qabot_bot_env(api, seed_index_dir, tmp_path / "data", token=None)
         done = subprocess.run([str(QABOT), "bot"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "TELEGRAM_BOT_TOKEN" in done.stderr
@@ -183,20 +135,13 @@ def test_qabot_bot_without_a_token_exits_2_naming_the_variable(seed_index_dir, t
 
 def test_qabot_bot_answers_then_stops_cleanly_on_sigterm(seed_index_dir, tmp_path):
     with BotApiStandIn(TOKEN) as api:
-        env = _qabot_env(api, seed_index_dir, tmp_path / "data", token=TOKEN)
-        bot = subprocess.Popen([str(QABOT), "bot"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            api.wait_for(lambda: api.calls("getUpdates") or bot.poll() is not None, timeout=120, what="the bot")
-            assert bot.poll() is None, bot.communicate()[1]
+        env = qabot_bot_env(api, seed_index_dir, tmp_path / "data", token=TOKEN)
+        with running_qabot_bot(api, env, started="getUpdates") as bot:
             question = api.send_text(55, "Who declared the talks dead?")
             [reply] = api.wait_for_replies(55, question)
             assert "Donald Trump" in reply.visible_text
             bot.send_signal(signal.SIGTERM)
             _, stderr = bot.communicate(timeout=60)
-        finally:
-            if bot.poll() is None:
-                bot.kill()
-                bot.communicate()
     assert bot.returncode == 0, stderr
     assert "Telegram bot stopped" in stderr
     assert "Traceback" not in stderr and TOKEN not in stderr

@@ -1,4 +1,4 @@
-"""Who may ask and how fast: the allowlist, the per-user rate limit, and per-chat ordering of updates."""
+"""Who may ask and how fast: the allowlist, the per-user rate limits, and per-chat ordering of updates."""
 
 from __future__ import annotations
 
@@ -20,26 +20,36 @@ def allowed(update: Update, allowlist: Sequence[int]) -> bool:
     return bool(ids & set(allowlist))
 
 
-class QuestionRateLimit:
-    """At most `per_minute` questions from one user in any sliding minute."""
+class RateLimit:
+    """At most `per_minute` actions (questions, messages) of one user in any sliding minute."""
 
     def __init__(self, per_minute: int, clock: Any = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._asked: dict[int, deque[float]] = {}
+        self._done: dict[int, deque[float]] = {}
+        self._quiet_until: dict[int, float] = {}
 
     def wait_seconds(self, user_id: int) -> float:
-        """0 when the user may ask now (the question is counted), else seconds until they may."""
+        """0 when the user may act now (the action is counted), else seconds until they may."""
         now = self._clock()
-        asked = self._asked.setdefault(user_id, deque())
-        while asked and now - asked[0] >= 60:
-            asked.popleft()
-        if len(asked) >= self.per_minute:
-            return 60 - (now - asked[0])
-        asked.append(now)
-        if len(self._asked) > 10_000:  # forget idle users now and then
-            self._asked = {user: times for user, times in self._asked.items() if times and now - times[-1] < 60}
+        done = self._done.setdefault(user_id, deque())
+        while done and now - done[0] >= 60:
+            done.popleft()
+        if len(done) >= self.per_minute:
+            return 60 - (now - done[0])
+        done.append(now)
+        if len(self._done) > 10_000:  # forget idle users now and then
+            self._done = {user: times for user, times in self._done.items() if times and now - times[-1] < 60}
+            self._quiet_until = {user: until for user, until in self._quiet_until.items() if until > now}
         return 0.0
+
+    def notice_due(self, user_id: int, wait: float) -> bool:
+        """True for a user's first refusal in a cool-down of `wait` seconds (tell them once), then False."""
+        now = self._clock()
+        if now < self._quiet_until.get(user_id, 0.0):
+            return False
+        self._quiet_until[user_id] = now + wait
+        return True
 
 
 class PerChatOrder(BaseUpdateProcessor):

@@ -12,10 +12,8 @@ import logging
 import secrets
 import signal
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlparse
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -27,6 +25,8 @@ from bot.telegram.access import PerChatOrder
 from bot.telegram.feedback import FeedbackLog, feedback_path
 from bot.telegram.handlers import QuestionAnswerer, TelegramFrontEnd
 from bot.telegram.secrets import TOKEN_ENV, read_token, redact_in_logs
+from bot.telegram.updates import MalformedUpdates, UpdateReader
+from bot.telegram.webhook import MAX_CONNECTIONS, Webhook, WebhookServer
 from retrieval.errors import QabotError
 from retrieval.settings import Settings
 
@@ -43,20 +43,6 @@ SEND_FIRST_PAUSE = 0.5
 SEND_MAX_PAUSE = 30.0
 # Only what delivers an answer is retried; "typing…" and callback answers are not worth the wait.
 RETRIED_METHODS = frozenset({"sendMessage", "editMessageReplyMarkup"})
-
-
-@dataclass(frozen=True)
-class Webhook:
-    """Webhook mode: Telegram posts updates to `url`, which reaches this process at listen:port."""
-
-    url: str
-    listen: str
-    port: int
-    secret: str
-
-    @property
-    def path(self) -> str:
-        return urlparse(self.url).path.strip("/")
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -115,17 +101,24 @@ class TokenRejection:
         self.event.set()
 
 
-class _TokenWatchingRequest(HTTPXRequest):
-    """PTB's HTTP requests, reporting a rejected token: PTB's polling loop just ends on one, silently."""
+class _BotApiRequest(HTTPXRequest):
+    """PTB's HTTP requests, reporting a rejected token (PTB's polling loop just ends on one, silently)
+    and, for getUpdates, passing each answer through `screen` before PTB parses it.
+    """
 
-    def __init__(self, rejection: TokenRejection, **options: Any) -> None:
+    def __init__(
+        self, rejection: TokenRejection, screen: Callable[[bytes], bytes] | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._rejection = rejection
+        self._screen = screen
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         status, payload = await super().do_request(*args, **kwargs)
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.NOT_FOUND):
             self._rejection.report(status)
+        if status == HTTPStatus.OK and self._screen is not None:
+            payload = self._screen(payload)
         return status, payload
 
 
@@ -148,10 +141,11 @@ def build_application(
     rejection = TokenRejection()
     timeout = settings.telegram.request_timeout
 
-    def request(connections: int) -> HTTPXRequest:
+    def request(connections: int, screen: Callable[[bytes], bytes] | None = None) -> HTTPXRequest:
         # PTB adds the long-poll time to the read timeout of getUpdates.
-        return _TokenWatchingRequest(
+        return _BotApiRequest(
             rejection,
+            screen,
             connection_pool_size=connections,
             connect_timeout=timeout,
             read_timeout=timeout,
@@ -164,7 +158,7 @@ def build_application(
         .token(token)
         .base_url(base_url)
         .request(request(MAX_CONCURRENT_UPDATES))
-        .get_updates_request(request(1))
+        .get_updates_request(request(1, UpdateReader().screen_updates))
         .defaults(
             Defaults(
                 parse_mode=ParseMode.HTML,
@@ -203,29 +197,25 @@ async def serve(
         if isinstance(error, Conflict):
             conflicts.append(error)
             stop.set()
+        elif isinstance(error, MalformedUpdates):  # the reader has logged what it skipped, once
+            logger.debug("Polling again later: %s", error)
         else:
             logger.warning("Polling Telegram failed (%s); retrying.", error)
 
     await _initialize(application)
+    webhook_server = WebhookServer(webhook, application.bot, application.update_queue) if webhook else None
     watching = asyncio.create_task(_set_when(rejection.event, stop))
     # PTB logs a traceback when a 401 ends its polling loop; the error raised below says it in one line.
     ptb_logger, quiet_rejection = logging.getLogger("telegram.ext"), _DropRecords("Invalid token. Aborting")
     ptb_logger.addFilter(quiet_rejection)
     try:
         await application.start()
-        updater = application.updater
-        assert updater is not None, "built with an Updater"
-        if webhook is not None:
-            await updater.start_webhook(
-                listen=webhook.listen,
-                port=webhook.port,
-                url_path=webhook.path,
-                webhook_url=webhook.url,
-                secret_token=webhook.secret,
-                bootstrap_retries=BOOTSTRAP_RETRIES,
-            )
+        if webhook_server is not None:
+            _listen(webhook_server)
+            await _register_webhook(application, webhook_server.webhook)
         else:
-            await updater.start_polling(
+            assert application.updater is not None, "built with an Updater"
+            await application.updater.start_polling(
                 timeout=poll_timeout, bootstrap_retries=BOOTSTRAP_RETRIES, error_callback=on_polling_error
             )
         mode = f"webhook on {webhook.listen}:{webhook.port}" if webhook else "polling"
@@ -237,6 +227,8 @@ async def serve(
     finally:
         watching.cancel()
         logger.info("Stopping the Telegram bot")
+        if webhook_server is not None:
+            await webhook_server.stop()
         if application.updater is not None and application.updater.running:
             # After a 409 or 401 the updater's last getUpdates fails too (and a 401 ended its loop).
             with _quiet_final_poll(bool(conflicts) or rejection.event.is_set()), contextlib.suppress(InvalidToken):
@@ -259,6 +251,27 @@ async def serve(
         )
 
 
+def _listen(server: WebhookServer) -> None:
+    webhook = server.webhook
+    try:
+        server.start()
+    except OSError as exc:
+        raise QabotError(f"cannot serve the webhook on {webhook.listen}:{webhook.port}: {exc.strerror}") from None
+
+
+async def _register_webhook(application: Application, webhook: Webhook) -> None:
+    """setWebhook, retried on network errors; Telegram then posts updates with `webhook.secret`."""
+    for attempt in range(BOOTSTRAP_RETRIES + 1):
+        try:
+            await application.bot.set_webhook(webhook.url, secret_token=webhook.secret, max_connections=MAX_CONNECTIONS)
+            return
+        except NetworkError as exc:
+            if attempt == BOOTSTRAP_RETRIES:
+                raise
+            logger.warning("Registering the webhook failed (%s); retrying.", exc)
+            await asyncio.sleep(1)
+
+
 async def _set_when(event: asyncio.Event, stop: asyncio.Event) -> None:
     await event.wait()
     stop.set()
@@ -277,17 +290,26 @@ class _DropRecords(logging.Filter):
 
 @contextlib.contextmanager
 def _quiet_final_poll(failing: bool) -> Iterator[None]:
-    """When the updater's last getUpdates is bound to fail, its traceback would bury our one line."""
-    if not failing:
-        yield
-        return
+    """The updater's last getUpdates fails after a 409 or 401, or may meet updates the reader cannot
+    read (logged already): its traceback would bury our one line.
+    """
     updater_logger = logging.getLogger("telegram.ext.Updater")
-    quiet = _DropRecords("Error while calling `get_updates` one more time")
+    quiet = _DropFinalPollError(failing)
     updater_logger.addFilter(quiet)
     try:
         yield
     finally:
         updater_logger.removeFilter(quiet)
+
+
+class _DropFinalPollError(_DropRecords):
+    def __init__(self, failing: bool) -> None:
+        super().__init__("Error while calling `get_updates` one more time")
+        self.failing = failing
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return super().filter(record) or not (self.failing or isinstance(error, MalformedUpdates))
 
 
 async def _initialize(application: Application) -> None:
@@ -356,8 +378,9 @@ def bot_command(settings: Settings, webhook_url: str | None, listen: str | None,
     token = read_token(settings)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL (token redacted) and Haystack every pipeline step at INFO: noise here.
-    for chatty in ("httpx", "haystack"):
+    # httpx logs every request URL (token redacted), Haystack every pipeline step and tornado every
+    # malformed request to the webhook at INFO: noise here, and a flood of it under attack.
+    for chatty in ("httpx", "haystack", "tornado"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     from retrieval.engine import QAEngine  # loads models: imported only when the bot really starts
 

@@ -13,12 +13,12 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from telegram import Chat, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import CallbackQuery, Chat, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.telegram.access import QuestionRateLimit, allowed
+from bot.telegram.access import RateLimit, allowed
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, feedback_keyboard
 from bot.telegram.format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
 from retrieval.answer import Answer, Turn
@@ -34,6 +34,8 @@ RATEABLE_ANSWERS = 100
 # Telegram shows "typing…" for 5 seconds; renew it a little sooner.
 TYPING_RENEW_SECONDS = 4.5
 EXAMPLE_QUESTIONS = 3
+# Messages of any kind one user may send in a minute, per question allowed; the rest get no reply.
+MESSAGES_PER_QUESTION = 3
 
 REFUSAL = "Sorry, this bot only answers its owner's allowlisted users and chats (your user id is {user_id})."
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
@@ -48,6 +50,7 @@ UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 FORGOTTEN = "OK, I've forgotten our conversation; the next question starts afresh."
 THANKS = "Thanks for your feedback!"
 CANNOT_RATE = "Sorry, I no longer remember that answer, so it can't be rated."
+UNKNOWN_BUTTON = "Sorry, this button doesn't do anything (any more)."
 
 
 class QuestionAnswerer(Protocol):
@@ -65,7 +68,8 @@ class TelegramFrontEnd:
         self.settings = settings
         self.engine = engine
         self.feedback = feedback
-        self.rate_limit = QuestionRateLimit(settings.questions_per_minute)
+        self.rate_limit = RateLimit(settings.questions_per_minute)
+        self.message_limit = RateLimit(MESSAGES_PER_QUESTION * settings.questions_per_minute)
         self._examples: list[str] | None = None
 
     def register(self, application: Application) -> None:
@@ -82,6 +86,7 @@ class TelegramFrontEnd:
                 MessageHandler(new_message & private & filters.COMMAND, self.unknown_command),
                 MessageHandler(new_message & ~filters.TEXT & ~filters.StatusUpdate.ALL, self.not_text),
                 CallbackQueryHandler(self.vote, pattern=FEEDBACK_DATA),
+                CallbackQueryHandler(self.unknown_button),  # every button press must be answered
             ]
         )
         application.add_error_handler(self.on_error)
@@ -135,14 +140,23 @@ class TelegramFrontEnd:
         if not await self._admit(update):
             return
         match = FEEDBACK_DATA.fullmatch(query.data)
-        answer = _chat_data(context).get("answers", {}).pop(int(match.group(1)), None) if match else None
-        if match is None or answer is None or update.effective_chat is None:
-            await query.answer(CANNOT_RATE)
+        chat = update.effective_chat  # None for a button under an inline message: no chat, no answers
+        answers = _chat_data(context).get("answers", {}) if chat is not None else {}
+        answer = answers.pop(int(match.group(1)), None) if match else None
+        if match is None or answer is None or chat is None:
+            await _answer_query(query, CANNOT_RATE)
             return
-        await asyncio.to_thread(self.feedback.record, answer, match.group(2), update.effective_chat.id)
-        await query.answer(THANKS)
+        await asyncio.to_thread(self.feedback.record, answer, match.group(2), chat.id)
+        await _answer_query(query, THANKS)
         with contextlib.suppress(TelegramError):  # e.g. the message is too old to edit
             await query.edit_message_reply_markup(reply_markup=None)
+
+    async def unknown_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A button this bot did not make, or whose data is garbage: answered, so the client stops waiting."""
+        query = update.callback_query
+        assert query is not None, "the handler only lets callback queries through"
+        if await self._admit(update):
+            await _answer_query(query, UNKNOWN_BUTTON)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
@@ -161,7 +175,15 @@ class TelegramFrontEnd:
         if not await self._admit(update):
             return
         question = question.strip()
-        refusal = self._refusal(question, update.effective_user.id if update.effective_user else message.chat.id)
+        user_id = update.effective_user.id if update.effective_user else message.chat.id
+        refusal = self._refusal(question)
+        if refusal is None:
+            wait = self.rate_limit.wait_seconds(user_id)
+            if wait and not self.rate_limit.notice_due(user_id, wait):
+                logger.debug("Ignored a question from user %s: asking too fast", user_id)
+                return
+            if wait:
+                refusal = RATE_LIMITED.format(limit=self.rate_limit.per_minute, seconds=max(1, round(wait)))
         if refusal:
             await message.reply_html(plain(refusal))
             return
@@ -181,22 +203,27 @@ class TelegramFrontEnd:
             answers.popitem(last=False)
         await _send_chunks(message, format_answer(answer), feedback_keyboard(message.message_id))
 
-    def _refusal(self, question: str, user_id: int) -> str | None:
+    def _refusal(self, question: str) -> str | None:
         if not question:
             return EMPTY_ASK
         if len(question) > self.settings.max_question_chars:
             return TOO_LONG.format(length=len(question), limit=self.settings.max_question_chars)
-        wait = self.rate_limit.wait_seconds(user_id)
-        if wait:
-            return RATE_LIMITED.format(limit=self.rate_limit.per_minute, seconds=max(1, round(wait)))
         return None
 
     async def _admit(self, update: Update) -> bool:
-        """True when the sender may use the bot; otherwise refuses politely and answers nothing."""
-        if allowed(update, self.settings.allowlist):
-            return True
+        """True when the sender may use the bot; otherwise refuses politely and answers nothing.
+
+        A user sending more messages than `message_limit` allows is ignored quietly instead (button
+        presses excepted: Telegram's client waits for each to be answered).
+        """
         user = update.effective_user
         chat = update.effective_chat
+        sender = user.id if user else chat.id if chat else None
+        if update.callback_query is None and sender is not None and self.message_limit.wait_seconds(sender):
+            logger.debug("Ignored update %s: user %s sends messages too fast", update.update_id, sender)
+            return False
+        if allowed(update, self.settings.allowlist):
+            return True
         logger.info(
             "Refused update %s: user %s in chat %s is not in the allowlist",
             update.update_id,
@@ -205,7 +232,7 @@ class TelegramFrontEnd:
         )
         refusal = REFUSAL.format(user_id=user.id if user else "unknown")
         if update.callback_query is not None:
-            await update.callback_query.answer(refusal, show_alert=True)
+            await _answer_query(update.callback_query, refusal, show_alert=True)
         elif update.effective_message is not None:
             await update.effective_message.reply_html(plain(refusal))
         return False
@@ -224,6 +251,14 @@ def _message(update: Update) -> Message:
     message = update.effective_message
     assert message is not None, "the handlers' filters only let updates with a message through"
     return message
+
+
+async def _answer_query(query: CallbackQuery, text: str, show_alert: bool = False) -> None:
+    """Answers a button press; one Telegram no longer accepts (e.g. too old) is not worth an apology."""
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except TelegramError as exc:
+        logger.debug("Could not answer button press %s: %s", query.id, exc)
 
 
 def _chat_data(context: ContextTypes.DEFAULT_TYPE) -> dict[Any, Any]:
