@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup chat test lint bench clean
+QA_TRAIN ?= ../shared/qa-train
+DEV_SET ?= ../shared/eval/xquad-en-dev.json
+
+.PHONY: setup chat test lint bench reader clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,6 +28,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# Reproduce models/qabot-reader from the open QA data (hours on a CPU; resumes after an interruption).
+reader: $(STAMP)
+	$(BIN)/python -m training.train_reader --data $(QA_TRAIN) --dev $(DEV_SET) --epochs 1.0 --out models/qabot-reader
+	$(BIN)/python -m training.calibrate --data $(QA_TRAIN) --dev $(DEV_SET) --model models/qabot-reader
 
 clean:
 	rm -rf $(VENV) .pytest_cache

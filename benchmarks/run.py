@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from retrieval.documents import document_for  # noqa: E402
 from retrieval.engine import QAEngine  # noqa: E402
+from retrieval.models import DEFAULT_READER_MODEL  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
 
 SEED_QUESTIONS = [
@@ -44,7 +45,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def timed_questions(engine: QAEngine, questions: list[str], repeats: int, cache: bool = True) -> dict[str, float]:
     """Latency of `ask`; with `cache` off, the sentence reader reads every passage afresh."""
-    reader = engine.pipeline.get_component("answerer")
+    answerer = engine.pipeline.get_component("answerer")
+    reader = getattr(answerer, "sentences", answerer)  # the extractive answerer reads with a sentence reader
     reader.cache = 512 if cache else 0
     reader._readings.clear()
     for question in questions[:3]:  # warm-up, not measured
@@ -75,8 +77,8 @@ def squad_documents(path: Path) -> tuple[list, list[str]]:
     return documents, questions
 
 
-def build(settings_dir: Path, index_docs=None, paths=None) -> tuple[QAEngine, dict[str, float]]:
-    settings = load_settings(index={"dir": settings_dir}, models={"reader": "qabot-bench/no-reader"})
+def build(settings_dir: Path, reader: str, index_docs=None, paths=None) -> tuple[QAEngine, dict[str, float]]:
+    settings = load_settings(index={"dir": settings_dir}, models={"reader": reader})
     engine = QAEngine(settings)
     engine.index_paths([ROOT / "seeds"])  # warm the models and the ONNX export, not measured
     engine = QAEngine(settings)
@@ -90,9 +92,9 @@ def build(settings_dir: Path, index_docs=None, paths=None) -> tuple[QAEngine, di
     }
 
 
-def cold_start(index_dir: Path, repeats: int) -> float:
+def cold_start(index_dir: Path, reader: str, repeats: int) -> float:
     qabot = Path(sys.executable).parent / "qabot"
-    env = {**os.environ, "QABOT_MODELS_READER": "qabot-bench/no-reader"}
+    env = {**os.environ, "QABOT_MODELS_READER": reader}
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -110,27 +112,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xquad", type=Path, default=ROOT.parent / "shared" / "eval" / "xquad-en-dev.json")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--reader", default=DEFAULT_READER_MODEL, help="reader model; a name on no disk measures sentence answers"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "core.json")
     args = parser.parse_args()
     results: dict[str, object] = {
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "reader": args.reader,
         "note": "warm-up questions excluded; medians over repeats; *_ask: the reading cache off, "
         "every question reads its passages; *_ask_cached: the default cache, which repeats serve",
     }
     with tempfile.TemporaryDirectory() as folder:
-        seed_engine, results["seed_index"] = build(Path(folder) / "seed", paths=[ROOT / "seeds"])
+        seed_engine, results["seed_index"] = build(Path(folder) / "seed", args.reader, paths=[ROOT / "seeds"])
         results["seed_ask"] = timed_questions(seed_engine, SEED_QUESTIONS, args.repeats * 5, cache=False)
         results["seed_ask_cached"] = timed_questions(seed_engine, SEED_QUESTIONS, args.repeats * 5)
-        results["cold_ask_s"] = cold_start(Path(folder) / "seed", args.repeats)
+        results["cold_ask_s"] = cold_start(Path(folder) / "seed", args.reader, args.repeats)
         if args.xquad.is_file():
             documents, questions = squad_documents(args.xquad)
-            xquad_engine, results["xquad_index"] = build(Path(folder) / "xquad", index_docs=documents)
+            xquad_engine, results["xquad_index"] = build(Path(folder) / "xquad", args.reader, index_docs=documents)
             results["xquad_ask"] = timed_questions(xquad_engine, questions, args.repeats, cache=False)
             results["xquad_ask_cached"] = timed_questions(xquad_engine, questions, args.repeats)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "core.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

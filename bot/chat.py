@@ -42,6 +42,8 @@ def run_chat(engine: QAEngine, console: Console, stdin: TextIO = sys.stdin) -> i
     """Run the chat loop until /quit or end of input; returns the exit code."""
     history: list[Turn] = []
     console.print(f"qabot: ask about the articles in {engine.index_dir} (/help for commands)", style="dim")
+    if engine.reader_notice:
+        console.print(f"note: {engine.reader_notice}", style="yellow", markup=False)
     for line in _lines(console, stdin):
         if not line:
             continue

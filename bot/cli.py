@@ -133,13 +133,16 @@ def ask(
     if not question.strip():
         raise QabotError('empty question: ask something, e.g. qabot ask "Who declared the talks dead?"')
     settings = _answering_settings(config, index_dir, top_k, reader)
-    answer = _engine(settings).ask(question)
+    engine = _engine(settings)
+    answer = engine.ask(question)
+    # The operator's note (e.g. no reader model) belongs to this one-off run's output.
+    notices = [*answer.notices, *([engine.reader_notice] if engine.reader_notice else [])]
     if as_json:
-        out.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
+        out.print_json(json.dumps({**answer.to_dict(), "notices": notices}, ensure_ascii=False))
         return
     from bot.formatting import render_answer
 
-    for notice in answer.notices:
+    for notice in notices:
         err.print(f"note: {notice}", style="yellow", markup=False, soft_wrap=True)
     out.print(render_answer(answer))
 

@@ -183,6 +183,29 @@ class SentenceReader:
                     self._readings.popitem(last=False)
         return [found[key] for key in keys]
 
+    def best_sentences(
+        self,
+        question: str,
+        documents: list[Document],
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> list[tuple[float, Document, int]]:
+        """(score, document, sentence number) of every sentence read, best first."""
+        documents = self._worth_reading(documents)
+        scores = self.sentence_scores(question, documents, context, question_tokens)
+        choices = [
+            (float(sentence_scores[k]), document, k)
+            for document, sentence_scores in zip(documents, scores, strict=True)
+            for k in range(len(sentence_scores))
+        ]
+        return sorted(choices, key=lambda choice: choice[0], reverse=True)
+
+    def window_of(self, document: Document, sentence: int, around: tuple[int, int]) -> tuple[str, int]:
+        """The text of `around` sentences before and after `sentence` of `document`, and its offset."""
+        spans = self.index.passages[document.meta["row"]].sentence_spans
+        first, last = max(0, sentence - around[0]), min(len(spans), sentence + around[1] + 1)
+        return self._window_text(document, (first, last)), spans[first][0]
+
     @component.output_types(answer=ExtractedAnswer | None)
     def run(
         self,
@@ -194,18 +217,10 @@ class SentenceReader:
     ) -> dict[str, Any]:
         """Read the top documents for `question` (default: `query`); `query` is kept on the answer.
         `question_tokens`, the question's own reading if the query embedder made one, saves a run."""
-        documents = self._worth_reading(documents)
-        scores = self.sentence_scores(question or query, documents, context, question_tokens)
-        choices = [
-            (float(sentence_scores[k]), document, k)
-            for document, sentence_scores in zip(documents, scores, strict=True)
-            for k in range(len(sentence_scores))
-        ]
-        if not choices:
+        choices = self.best_sentences(question or query, documents, context, question_tokens)
+        if not choices or choices[0][0] < self.min_score:
             return {"answer": None}
-        score, document, k = max(choices, key=lambda choice: choice[0])
-        if score < self.min_score:
-            return {"answer": None}
+        score, document, k = choices[0]
         start, end = self.index.passages[document.meta["row"]].sentence_spans[k]
         sentence = (document.content or "")[start:end]
         return {
@@ -222,42 +237,82 @@ class SentenceReader:
 
 @component
 class ExtractiveAnswerer:
-    """Runs a TransformersExtractiveReader on the top passages and keeps its best span.
+    """Answers with a span: an extractive reader reads the sentences the sentence reader found best.
 
-    No answer (the reader's no-answer wins, or confidence under `min_score`) gives None.
+    The sentence reader scores the sentences of the top passages (see `SentenceReader`); the
+    `windows` best sentences, each with `around` sentences before and after it, are what the
+    reader reads: a few sentences, as it was trained, rather than whole passages. Its best span
+    is the answer; when its no-answer wins, or its confidence is under `min_score`, the answer is
+    None: the bot does not know.
     """
 
     def __init__(
         self,
         reader: Any,
-        index: IndexData,
-        passages: int = 3,
-        min_score: float = 0.25,
+        sentences: SentenceReader,
+        windows: int = 2,
+        around: tuple[int, int] = (1, 1),
+        min_score: float = 0.5,
         no_answer: bool = True,
     ) -> None:
         self.reader = reader
-        self.index = index
-        self.passages = passages
+        self.sentences = sentences
+        self.index = sentences.index
+        self.windows = windows
+        self.around = around
         self.min_score = min_score
         self.no_answer = no_answer
 
     def warm_up(self) -> None:
         self.reader.warm_up()
+        self.sentences.warm_up()
+
+    def _windows(self, choices: list[tuple[float, Document, int]]) -> list[Document]:
+        """Documents for the reader: the windows around the best sentences, none twice."""
+        windows: dict[tuple[str, str], Document] = {}
+        for _, document, k in choices:
+            if len(windows) >= self.windows:
+                break
+            text, offset = self.sentences.window_of(document, k, self.around)
+            key = (document.meta.get("source", ""), text)
+            if text and key not in windows:
+                windows[key] = Document(
+                    id=f"{document.id}:{offset}", content=text, meta={"passage": document, "offset": offset}
+                )
+        return list(windows.values())
 
     @component.output_types(answer=ExtractedAnswer | None)
-    def run(self, query: str, documents: list[Document]) -> dict[str, Any]:
-        documents = documents[: self.passages]
-        if not documents:
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        question: str = "",
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> dict[str, Any]:
+        """Read the best windows for `query` (the reader's question); `question` and `context` choose
+        the sentences, as for the sentence reader."""
+        windows = self._windows(self.sentences.best_sentences(question or query, documents, context, question_tokens))
+        if not windows:
             return {"answer": None}
-        answers = self.reader.run(query=query, documents=documents, top_k=1, no_answer=self.no_answer)["answers"]
-        spans = [a for a in answers if a.data]
+        answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=self.no_answer)["answers"]
+        spans = [a for a in answers if a.data and a.data.strip()]
         no_answer = max((a.score for a in answers if not a.data), default=0.0)
         if not spans or spans[0].score < self.min_score or spans[0].score < no_answer:
             return {"answer": None}
         best = spans[0]
         assert best.document is not None and best.document_offset is not None
-        sentence, offset = evidence_sentence(
-            self.index, best.document.meta["row"], best.document_offset.start, best.document_offset.end
-        )
-        best.meta.update({"kind": "extractive", "evidence": sentence, "evidence_offset": offset})
-        return {"answer": best}
+        passage: Document = best.document.meta["passage"]
+        offset = best.document.meta["offset"]
+        start, end = best.document_offset.start + offset, best.document_offset.end + offset
+        sentence, sentence_offset = evidence_sentence(self.index, passage.meta["row"], start, end)
+        return {
+            "answer": ExtractedAnswer(
+                query=query,
+                score=best.score,
+                data=best.data,
+                document=passage,
+                document_offset=ExtractedAnswer.Span(start, end),
+                meta={"kind": "extractive", "evidence": sentence, "evidence_offset": sentence_offset},
+            )
+        }

@@ -7,6 +7,7 @@ the index and the models once; writing the index is `retrieval/indexing.py`'s jo
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from haystack import Document, Pipeline
 
 from retrieval.answer import Answer, Turn
-from retrieval.errors import IndexMissingError, InputError, QabotError
+from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
 from retrieval.indexing import (
     IndexReport,
     IndexWriter,
@@ -24,7 +25,7 @@ from retrieval.indexing import (
     articles_in_files,
     no_progress,
 )
-from retrieval.models import ResolvedModel, resolve_model
+from retrieval.models import ResolvedModel, is_question_answering_model, reader_calibration, resolve_model
 from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
 from retrieval.question_pipeline import (
     QuestionTruncator,
@@ -33,8 +34,11 @@ from retrieval.question_pipeline import (
     clean_question,
     cleaned_turn,
 )
+from retrieval.reader import OnnxExtractiveReader
 from retrieval.settings import Settings
 from retrieval.store import IndexData, index_exists, load_index
+
+logger = logging.getLogger(__name__)
 
 
 def _quiet_transformers() -> None:
@@ -64,7 +68,7 @@ class QAEngine:
         self._onnx_embedder: OnnxEmbedder | None = None
         self._reader_checked = False
         self.reader_notice: str | None = None
-        self._notice_given = False
+        self.min_reader_score = 0.5
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]
@@ -126,37 +130,62 @@ class QAEngine:
         return embedder
 
     def _load_reader(self) -> Any:
-        """The extractive reader, or None with `reader_notice` saying why and how to get it."""
+        """The extractive reader, or None with `reader_notice` saying why (answers are then sentences).
+
+        A reader that is configured but is no question-answering model is a setting to fix: an error.
+        """
         if self._reader_checked:
             return self._reader
         self._reader_checked = True
-        name = self.settings.models.reader
-        how = (
-            "to get the extractive model, run `qabot models pull` on a connected machine "
-            "or set models.reader to a local model folder"
-        )
-        resolved = resolve_model(name, self.settings.models.cache_dir)
-        if not resolved.available:
-            self.reader_notice = (
-                f"Reader model {name} is not available offline, so answers are the best-matching sentences; {how}."
+        models, name = self.settings.models, self.settings.models.reader
+        resolved = resolve_model(name, models.cache_dir)
+        if resolved.path is None:
+            return self._without_reader(f"Reader model {name} is not available offline")
+        if not is_question_answering_model(resolved.path):
+            raise ConfigError(
+                f"models.reader = {name!r} is not an extractive question-answering model ({resolved.path}): "
+                "set models.reader to one, e.g. qabot-reader or deepset/roberta-base-squad2",
+                exit_code=2,
             )
-            return None
+        calibration = reader_calibration(resolved.path)
+        factor = self.settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
+        minimum = self.settings.answer.min_reader_score
+        self.min_reader_score = float(minimum if minimum is not None else calibration.get("min_reader_score", 0.5))
         try:
-            from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+            if models.reader_backend == "onnx":
+                reader: Any = OnnxExtractiveReader(
+                    resolved.path,
+                    models.onnx_dir,
+                    calibration_factor=factor,
+                    threads=models.threads,
+                    quantize=models.reader_quantize,
+                )
+            else:
+                import torch
+                from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-            _quiet_transformers()
-
-            reader = TransformersExtractiveReader(model=str(resolved.path), no_answer=True)
+                _quiet_transformers()
+                reader = TransformersExtractiveReader(
+                    model=str(resolved.path),
+                    calibration_factor=factor,
+                    no_answer=True,
+                    model_kwargs={"dtype": torch.float32},
+                )
             reader.warm_up()
         except Exception as exc:  # noqa: BLE001 - any load failure degrades to sentence answers
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.reader_notice = (
-                f"Reader model {name} could not be loaded ({reason}), so answers are the best-matching "
-                f"sentences; {how}."
-            )
-            return None
+            return self._without_reader(f"Reader model {name} could not be loaded ({reason})")
         self._reader = reader
         return reader
+
+    def _without_reader(self, why: str) -> None:
+        """Answer with sentences; say why once, to the operator (the log and the CLI), never to askers."""
+        self.reader_notice = (
+            f"{why}, so answers are the best-matching sentences; set models.reader to a local model folder "
+            "(the shipped one is qabot-reader), or run `qabot models pull` on a connected machine."
+        )
+        logger.warning("%s", self.reader_notice)
+        return None
 
     # ----------------------------------------------------------------- index
     @property
@@ -215,7 +244,9 @@ class QAEngine:
         index = self.index
         embedder = self._text_embedder()
         reader = self._load_reader()
-        return build_question_pipeline(index, self.settings, embedder, reader, onnx=lambda: self._onnx)
+        return build_question_pipeline(
+            index, self.settings, embedder, reader, onnx=lambda: self._onnx, min_reader_score=self.min_reader_score
+        )
 
     @property
     def pipeline(self) -> Pipeline:
@@ -247,9 +278,6 @@ class QAEngine:
         pipeline = self.pipeline
         question, notices = self._truncator.cut(question)
         with self._lock:
-            if self.reader_notice and not self._notice_given:
-                notices.append(self.reader_notice)
-                self._notice_given = True
             result = pipeline.run(
                 {"followup": {"question": question, "history": [cleaned_turn(turn) for turn in history]}},
                 include_outputs_from={"ranker", "followup"},

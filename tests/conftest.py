@@ -64,6 +64,17 @@ def seed_engine(seed_index_dir: Path):
     return engine
 
 
+@pytest.fixture(scope="session")
+def reader_engine(seed_index_dir: Path):
+    """A warm engine over the seed index as users get it: the shipped reader, run by ONNX Runtime."""
+    from retrieval.engine import QAEngine
+    from retrieval.models import DEFAULT_READER_MODEL
+
+    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL))
+    engine.warm_up()
+    return engine
+
+
 @pytest.fixture()
 def copy_of_seed_index(seed_index_dir: Path, tmp_path: Path) -> Path:
     """A private copy of the seed index that a test may change or damage."""

@@ -1,18 +1,106 @@
-"""The extractive path: a real transformers model loaded from a folder, answering with a span."""
+"""The extractive path: the shipped reader, both ways of running it, and every way it can fail to load."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
+import pytest
+from haystack import Document
+
+from retrieval.answer import Turn
 from retrieval.answerers import ExtractiveAnswerer
 from retrieval.engine import QAEngine
-from tests.conftest import make_settings
+from retrieval.errors import ConfigError
+from retrieval.models import DEFAULT_READER_MODEL, resolve_model
+from retrieval.reader import OnnxExtractiveReader
+from tests.conftest import make_settings, run_qabot
+
+SHIPPED = resolve_model(DEFAULT_READER_MODEL).path
 
 
-def test_engine_loads_reader_from_a_local_folder(seed_index_dir, tiny_reader_dir):
+def test_the_shipped_reader_is_found_without_any_download():
+    found = resolve_model(DEFAULT_READER_MODEL)
+    assert found.origin == "shipped"
+    assert (found.path / "model.safetensors").is_file()
+    assert (found.path / "calibration.json").is_file()
+
+
+def test_shipped_reader_answers_with_a_short_span_from_its_evidence(reader_engine):
+    answer = reader_engine.ask("Who declared the talks dead?")
+    assert reader_engine.answer_kind == "extractive"
+    assert answer.kind == "extractive"
+    assert "Donald Trump" in answer.text
+    assert len(answer.text.split()) <= 4
+    assert answer.evidence[answer.answer_start : answer.answer_end] == answer.text
+    assert answer.title == "Mike Pompeo hails important breakthrough in US-Taliban talks"
+    assert 0.0 < answer.score <= 1.0
+
+
+def test_follow_up_gets_its_own_span(reader_engine):
+    first = reader_engine.ask("Who declared the talks dead?")
+    answer = reader_engine.ask("When did he do that?", [Turn("Who declared the talks dead?", first)])
+    assert answer.kind == "extractive"
+    assert answer.text == "September"
+
+
+def test_shipped_reader_says_it_does_not_know_what_the_articles_do_not_say(reader_engine):
+    answer = reader_engine.ask("What is the capital of France?")
+    assert answer.kind == "none"
+    assert answer.text == ""
+    assert answer.passages  # what was searched is still shown
+
+
+def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, reader_engine):
+    calibration = json.loads((SHIPPED / "calibration.json").read_text())
+    assert reader_engine.min_reader_score == calibration["min_reader_score"]
+    assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
+    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL, answer={"min_reader_score": 0.99}))
+    engine.warm_up()
+    assert engine.min_reader_score == 0.99
+
+
+def test_onnx_and_haystack_torch_readers_give_the_same_answers():
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    documents = [
+        Document(content="President Donald Trump declared the talks “dead” in September. The Taliban waited."),
+        Document(content="Mike Pompeo hailed an important breakthrough on Thursday, speaking in Munich."),
+    ]
+    calibration = json.loads((SHIPPED / "calibration.json").read_text())["calibration_factor"]
+    onnx = OnnxExtractiveReader(SHIPPED, _onnx_dir(), calibration_factor=calibration)
+    torch_reader = TransformersExtractiveReader(model=str(SHIPPED), calibration_factor=calibration)
+    torch_reader.warm_up()
+    for question in ("Who declared the talks dead?", "When did Pompeo speak?", "What is the capital of France?"):
+        ours = onnx.run(query=question, documents=documents, top_k=5)["answers"]
+        theirs = torch_reader.run(query=question, documents=documents, top_k=5)["answers"]
+        assert [a.data for a in ours] == [a.data for a in theirs]
+        assert [a.score for a in ours] == pytest.approx([a.score for a in theirs], abs=1e-4)
+        assert [a.document_offset for a in ours] == [a.document_offset for a in theirs]
+
+
+def _onnx_dir():
+    from retrieval.settings import load_settings
+
+    return load_settings().models.onnx_dir
+
+
+def test_torch_backend_loads_the_shipped_folder_through_haystack(seed_index_dir, reader_engine):
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL, models={"reader_backend": "torch"}))
+    answer = engine.ask("Who declared the talks dead?")
+    assert isinstance(engine._reader, TransformersExtractiveReader)
+    expected = reader_engine.ask("Who declared the talks dead?")
+    assert (answer.kind, answer.text, answer.evidence) == (expected.kind, expected.text, expected.evidence)
+    assert answer.score == pytest.approx(expected.score, abs=1e-3)
+
+
+def test_engine_loads_any_reader_from_a_local_folder(seed_index_dir, tiny_reader_dir):
     engine = QAEngine(make_settings(seed_index_dir, reader=str(tiny_reader_dir)))
     answer = engine.ask("Who declared the talks dead?")
     assert engine.answer_kind == "extractive"
     assert engine.reader_notice is None
-    assert answer.notices == ()
     assert answer.kind in {"extractive", "none"}
     assert answer.passages
 
@@ -25,7 +113,7 @@ def test_extractive_answer_is_a_span_of_its_evidence(seed_index_dir, tiny_reader
         engine.pipeline.get_component("embedder").run(text="Who declared the talks dead?")["embedding"]
     )["documents"]
     # Random weights: force a span (no no-answer, no threshold) to check the structure around it.
-    forced = ExtractiveAnswerer(answerer.reader, engine.index, passages=2, min_score=0.0, no_answer=False)
+    forced = ExtractiveAnswerer(answerer.reader, answerer.sentences, windows=2, min_score=0.0, no_answer=False)
     extracted = forced.run(query="Who declared the talks dead?", documents=documents)["answer"]
     assert extracted is not None
     passage = extracted.document.content
@@ -39,6 +127,28 @@ def test_extractive_answer_is_a_span_of_its_evidence(seed_index_dir, tiny_reader
     assert answer.evidence[answer.answer_start : answer.answer_end] == answer.text
 
 
+def test_missing_reader_falls_back_to_sentences_and_tells_only_the_operator(seed_index_dir):
+    engine = QAEngine(make_settings(seed_index_dir))  # a reader name that is on no disk
+    answer = engine.ask("Who declared the talks dead?")
+    assert answer.kind == "sentence"
+    assert "Donald Trump" in answer.text
+    assert answer.notices == ()  # nothing for the asker (Telegram shows notices)
+    assert "not available offline" in engine.reader_notice
+
+
+def test_damaged_shipped_reader_falls_back_to_sentences_with_a_notice(seed_index_dir, tmp_path):
+    damaged = tmp_path / "qabot-reader"
+    shutil.copytree(SHIPPED, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])
+    engine = QAEngine(make_settings(seed_index_dir, reader=str(damaged)))
+    answer = engine.ask("Who declared the talks dead?")
+    assert answer.kind == "sentence"
+    assert "Donald Trump" in answer.text
+    assert "could not be loaded" in engine.reader_notice
+    assert "\n" not in engine.reader_notice
+
+
 def test_unloadable_reader_falls_back_to_sentences_with_a_notice(seed_index_dir, tmp_path):
     broken = tmp_path / "broken-reader"
     broken.mkdir()
@@ -46,5 +156,42 @@ def test_unloadable_reader_falls_back_to_sentences_with_a_notice(seed_index_dir,
     engine = QAEngine(make_settings(seed_index_dir, reader=str(broken)))
     answer = engine.ask("Who declared the talks dead?")
     assert answer.kind == "sentence"
-    assert "Donald Trump" in answer.text
-    assert any("could not be loaded" in notice for notice in answer.notices)
+    assert "could not be loaded" in engine.reader_notice
+
+
+def test_a_reader_folder_that_is_no_qa_model_is_an_error_naming_the_setting(seed_index_dir):
+    embedding_folder = resolve_model("sentence-transformers/all-MiniLM-L6-v2").path
+    engine = QAEngine(make_settings(seed_index_dir, reader=str(embedding_folder)))
+    with pytest.raises(ConfigError, match="models.reader"):
+        engine.ask("Who declared the talks dead?")
+
+
+def test_cli_names_a_missing_reader_once_on_stderr_and_in_json(seed_index_dir):
+    env = {"QABOT_INDEX_DIR": str(seed_index_dir), "QABOT_MODELS_READER": "qabot-tests/none"}
+    result = run_qabot("ask", "Who declared the talks dead?", env=env)
+    assert result.returncode == 0
+    assert result.stderr.count("not available offline") == 1
+    result = run_qabot("ask", "--json", "Who declared the talks dead?", env=env)
+    data = json.loads(result.stdout)
+    assert data["kind"] == "sentence"
+    assert any("not available offline" in notice for notice in data["notices"])
+
+
+def test_cli_answers_with_the_shipped_reader_by_default(seed_index_dir, tmp_path):
+    env = {"QABOT_INDEX_DIR": str(seed_index_dir), "QABOT_DATA_DIR": str(tmp_path / "data")}
+    result = run_qabot("ask", "--json", "Who declared the talks dead?", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "extractive"
+    assert "Donald Trump" in data["answer"]
+    assert data["notices"] == []
+    assert data["evidence"][data["answer_start"] : data["answer_end"]] == data["answer"]
+
+
+def test_model_card_carries_the_measured_figures():
+    card = (SHIPPED / "README.md").read_text()
+    calibration = json.loads((SHIPPED / "calibration.json").read_text())
+    assert "CC BY 4.0" in card and "Apache-2.0" in card and "COVID-QA" in card
+    assert str(calibration["calibration_factor"]) in card
+    assert f"{calibration['dev_gold_paragraph']['f1']:.3f}" in card
+    assert calibration["date"] in card

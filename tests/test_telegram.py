@@ -114,6 +114,7 @@ def test_seed_question_is_answered_with_donald_trump(bot):
     assert "Mike Pompeo hails important breakthrough" in reply.visible_text  # the article title
     assert "Confidence" in reply.visible_text
     assert "No exact answer" in reply.visible_text  # a sentence answer says so
+    assert "models pull" not in reply.visible_text  # the missing reader is the operator's note, not the user's
     assert [button["text"] for button in reply.buttons] == ["👍", "👎"]
     typing = [call for call in api.calls("sendChatAction", chat) if call.params["action"] == "typing"]
     assert typing and typing[0].number < reply.number

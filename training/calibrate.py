@@ -1,10 +1,12 @@
 """Fit the trained reader's confidence on held-out data and write its model card:
 `python -m training.calibrate --data DIR --model models/qabot-reader [--dev XQUAD]`.
 
-A span's confidence is Haystack's: sigmoid(calibration_factor * (start + end logit)). The factor
-is fitted on articles the reader never saw in training (`--held-out`, the same split as
-`training.train_reader`), so that answers scored about 0.8 are right (F1 >= 0.5 with a gold
-answer) about 80% of the time. The abstention threshold `min_reader_score` is chosen on the same
+A span's confidence is Haystack's: sigmoid(calibration_factor * (start + end logit)). A factor
+and a bias are fitted (Platt scaling) on articles the reader never saw in training (`--held-out`,
+the same split as `training.train_reader`), so that answers scored about 0.8 are right (F1 >= 0.5
+with a gold answer) about 80% of the time; the bias is written into the model's weights as a shift
+of every start logit, so the factor alone gives the calibrated score. Writes the model back.
+The abstention threshold `min_reader_score` is chosen on the same
 held-out windows, half of them made unanswerable, to balance answering and abstaining.
 Writes `calibration.json`, `reliability.png` and `README.md` (the model card) into the model folder.
 """
@@ -14,14 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from training.data import make_examples, read_squad_folder, split_held_out
 from training.model_card import write_model_card
-from training.train_reader import DEFAULT_CHECKPOINTS, best_spans, evaluate_squad, read_dev
+from training.train_reader import DEFAULT_CHECKPOINTS, best_spans, evaluate_squad, read_dev, write_model
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -30,38 +31,25 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
 
 
-def fit_factor(logits: np.ndarray, right: np.ndarray) -> float:
-    """The factor that minimises the log loss of sigmoid(factor * logit) against `right`."""
-    best, best_loss = 1.0, math.inf
-    for factor in np.exp(np.linspace(math.log(0.01), math.log(3.0), 400)):
-        p = np.clip(_sigmoid(factor * logits), 1e-7, 1 - 1e-7)
-        loss = float(-np.mean(right * np.log(p) + (1 - right) * np.log(1 - p)))
-        if loss < best_loss:
-            best, best_loss = float(factor), loss
-    return best
-
-
-def reliability(scores: np.ndarray, right: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Per confidence bin: how many answers, their mean confidence and the share that were right."""
-    table = []
-    for low in np.linspace(0, 1, bins, endpoint=False):
-        inside = (scores >= low) & (scores < low + 1 / bins + (1e-9 if low + 1 / bins >= 1 else 0))
-        if inside.any():
-            table.append(
-                {
-                    "from": round(float(low), 2),
-                    "to": round(float(low + 1 / bins), 2),
-                    "answers": int(inside.sum()),
-                    "confidence": round(float(scores[inside].mean()), 3),
-                    "right": round(float(right[inside].mean()), 3),
-                }
-            )
-    return table
-
-
-def expected_calibration_error(table: list[dict[str, float]]) -> float:
-    total = sum(row["answers"] for row in table)
-    return sum(row["answers"] * abs(row["confidence"] - row["right"]) for row in table) / max(total, 1)
+def fit_platt(logits: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Platt scaling: the a and b that minimise the log loss of sigmoid(a * logit + b) against
+    `right`, with Platt's smoothed targets (so that a small or one-sided set cannot diverge)."""
+    positives = float(right.sum())
+    negatives = float(len(right) - positives)
+    targets = np.where(right > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    a, b = 1.0, 0.0
+    for _ in range(100):
+        p = _sigmoid(a * logits + b)
+        weight = p * (1 - p) + 1e-9
+        gradient = np.array([np.sum((p - targets) * logits), np.sum(p - targets)])
+        hessian = np.array(
+            [[np.sum(weight * logits * logits), np.sum(weight * logits)], [np.sum(weight * logits), np.sum(weight)]]
+        )
+        step = np.linalg.solve(hessian + 1e-6 * np.eye(2), gradient)
+        a, b = a - float(step[0]), b - float(step[1])
+        if np.abs(step).max() < 1e-9:
+            break
+    return min(max(a, 0.01), 3.0), b
 
 
 def choose_threshold(scores: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> tuple[float, dict]:
@@ -78,38 +66,17 @@ def choose_threshold(scores: np.ndarray, right: np.ndarray, answerable: np.ndarr
     return best, best_figures
 
 
-def plot_reliability(table: list[dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(figsize=(4.5, 4.5), dpi=100)
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    axes.plot([r["confidence"] for r in table], [r["right"] for r in table], marker="o", label="reader")
-    for row in table:
-        axes.annotate(
-            str(row["answers"]),
-            (row["confidence"], row["right"]),
-            fontsize=7,
-            xytext=(3, -9),
-            textcoords="offset points",
-        )
-    axes.set_xlabel("confidence")
-    axes.set_ylabel("share right (F1 >= 0.5)")
-    axes.set_title(title, fontsize=10)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
-    axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+def _training_setup(model: Path) -> dict | None:
+    path = model / "training.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def calibrate(args: argparse.Namespace) -> dict:
+    import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from bot.evaluation.metrics import f1_score
+    from bot.evaluation.metrics import expected_calibration_error, f1_score, reliability_table
+    from bot.evaluation.report import plot_reliability
 
     paragraphs = read_squad_folder(args.data)
     if args.limit:
@@ -128,12 +95,20 @@ def calibrate(args: argparse.Namespace) -> dict:
             for (text, _), e in zip(spans, examples, strict=True)
         ]
     )
-    factor = fit_factor(logits, right)
-    scores = _sigmoid(factor * logits)
-    table = reliability(scores, right)
+    factor, bias = fit_platt(logits, right)
+    # Haystack scores a span sigmoid(factor * (start + end)): the bias goes into the weights, as a
+    # shift of every start logit (which moves no span's rank), so that both readers, ONNX and
+    # Haystack's own, give the calibrated confidence with nothing but the factor.
+    shift = bias / factor
+    with torch.no_grad():
+        model.qa_outputs.bias[0] += shift
+    write_model(model, tokenizer, args.model, _training_setup(args.model))
+    scores = _sigmoid(factor * logits + bias)
+    table = reliability_table(scores.tolist(), right.tolist())
     threshold, figures = choose_threshold(scores, right, answerable)
     result = {
         "calibration_factor": round(factor, 4),
+        "start_logit_shift": round(shift, 4),
         "min_reader_score": threshold,
         "held_out": {
             "articles": len({p.group for p in held_out}),
@@ -151,7 +126,7 @@ def calibrate(args: argparse.Namespace) -> dict:
             for k, v in evaluate_squad(model, tokenizer, read_dev(args.dev)).items()
         }
     (args.model / CALIBRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    plot_reliability(table, args.model / "reliability.png", "qabot-reader on held-out windows")
+    plot_reliability({"reliability": table}, args.model / "reliability.png")
     write_model_card(args.model, args.log)
     return result
 

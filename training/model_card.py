@@ -36,7 +36,10 @@ def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None
     log = read_log(log_path)
     start = next((r for r in reversed(log) if r.get("event") == "start"), {})
     setup = next((r["setup"] for r in reversed(log) if "setup" in r), {})
+    if not setup and (model / "training.json").is_file():
+        setup = json.loads((model / "training.json").read_text(encoding="utf-8"))
     steps = [r for r in log if "loss" in r]
+    reschedules = [r for r in log if r.get("event") == "rescheduled"]
     dev = calibration.get("dev_gold_paragraph", {})
     held = calibration["held_out"]
     lines = [
@@ -81,6 +84,11 @@ def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None
         "the score Haystack's reader gives a span |",
         "| frozen | word embeddings (and the embeddings and lowest layers, as `freeze_layers` says) |",
         f"| steps | {steps[-1]['step'] if steps else '?'}, final running loss {steps[-1]['loss'] if steps else '?'} |",
+        *(
+            f"| schedule change | at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} epochs "
+            "(the learning rate follows the new schedule from there) |"
+            for r in reschedules
+        ),
         "",
         "## Figures",
         "",
@@ -102,7 +110,9 @@ def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None
         "## Confidence",
         "",
         f"Confidence is sigmoid({calibration['calibration_factor']} × (start + end logit)), Haystack's span score with",
-        "this model's calibration factor, fitted on the held-out articles; `min_reader_score` "
+        "this model's calibration factor. Factor and bias were fitted on the held-out articles (Platt scaling);",
+        f"the bias is in the weights, as a shift of {calibration.get('start_logit_shift', 0)} on every start logit,",
+        "which changes no span's rank, so Haystack's own reader gives the same confidence. `min_reader_score` "
         f"({calibration['min_reader_score']}) is where qabot",
         'says "I don\'t know". Right means F1 >= 0.5 against a gold answer.',
         "",

@@ -184,7 +184,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2", help="encoder to start from")
     parser.add_argument("--out", type=Path, default=Path("models/qabot-reader"), help="where the model is written")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint and log folder")
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument(
+        "--epochs", type=float, default=1.0, help="may change between runs: resumes on the new schedule"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=float, default=0.06, help="share of steps with a rising learning rate")
@@ -250,18 +252,34 @@ def train(args: argparse.Namespace) -> Path:
     step = 0
     if checkpoint.exists():
         state = torch.load(checkpoint, weights_only=False)
-        if state["setup"] == _setup(args, len(examples)):
+        setup = _setup(args, len(examples))
+        same_but_epochs = {**state["setup"], "epochs": args.epochs} == setup
+        if same_but_epochs:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             step = state["step"]
-            _log(log_path, {"event": "resumed", "step": step})
+            if state["setup"]["epochs"] == args.epochs:
+                scheduler.load_state_dict(state["scheduler"])
+                _log(log_path, {"event": "resumed", "step": step})
+            else:  # a longer or shorter run: the new schedule, from where training stands
+                for _ in range(step):
+                    scheduler.step()
+                _log(
+                    log_path,
+                    {
+                        "event": "rescheduled",
+                        "step": step,
+                        "epochs": args.epochs,
+                        "from_epochs": state["setup"]["epochs"],
+                    },
+                )
         else:
             _log(log_path, {"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
     _log(
         log_path,
         {
             "event": "start",
+            "setup": _setup(args, len(examples)),
             "examples": len(examples),
             "no_answer_share": round(sum(e.answer_start is None for e in examples) / len(examples), 3),
             "steps": total_steps,
@@ -309,7 +327,7 @@ def train(args: argparse.Namespace) -> Path:
                     figures = {"error": str(exc)}
                 _log(log_path, {"step": step, "dev_sample": figures})
     if step >= total_steps:
-        write_model(model, tokenizer, args.out)
+        write_model(model, tokenizer, args.out, _setup(args, len(examples)))
         _log(log_path, {"event": "written", "out": str(args.out), "step": step})
     return args.out
 
@@ -332,9 +350,12 @@ def _save(path: Path, model, optimizer, scheduler, step: int, setup: dict) -> No
     os.replace(tmp, path)
 
 
-def write_model(model, tokenizer, out: Path) -> None:
-    """Weights in fp16 (half the size); the config says float32, so they load as float32 for the CPU."""
+def write_model(model, tokenizer, out: Path, setup: dict | None = None) -> None:
+    """Weights in fp16 (half the size); the config says float32, so they load as float32 for the CPU.
+    `setup` (the hyper-parameters) goes beside them as training.json, for the model card."""
     out.mkdir(parents=True, exist_ok=True)
+    if setup is not None:
+        (out / "training.json").write_text(json.dumps(setup, indent=2) + "\n", encoding="utf-8")
     model.config.dtype = "float32"
     halved = {k: v.half().contiguous() for k, v in model.state_dict().items()}
     model.save_pretrained(out, state_dict=halved, safe_serialization=True)

@@ -167,3 +167,34 @@ def failure_reason(record: dict[str, Any]) -> str | None:
     if not record["gold_in_passages"]:
         return "answer not in the retrieved passages"
     return "wrong sentence chosen"
+
+
+def reliability_table(scores: Sequence[float], right: Sequence[bool | float], bins: int = 10) -> list[dict[str, Any]]:
+    """Per confidence bin (0-0.1, ..., 0.9-1): how many answers, their mean confidence and the share right.
+
+    A calibrated reader's answers in each bin are right about as often as their mean confidence says.
+    """
+    table = []
+    for number in range(bins):
+        inside = [
+            (score, float(ok))
+            for score, ok in zip(scores, right, strict=True)
+            if min(int(score * bins), bins - 1) == number
+        ]
+        if inside:
+            table.append(
+                {
+                    "from": round(number / bins, 2),
+                    "to": round((number + 1) / bins, 2),
+                    "answers": len(inside),
+                    "confidence": round(sum(s for s, _ in inside) / len(inside), 3),
+                    "right": round(sum(ok for _, ok in inside) / len(inside), 3),
+                }
+            )
+    return table
+
+
+def expected_calibration_error(table: Sequence[dict[str, Any]]) -> float:
+    """The answers' mean gap between confidence and share right, bin by bin."""
+    total = sum(row["answers"] for row in table)
+    return sum(row["answers"] * abs(row["confidence"] - row["right"]) for row in table) / max(total, 1)

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.table import Table
 
-from bot.evaluation.metrics import QUESTION_TYPES, failure_reason, percentile, retrieval_scores, score_question
+from bot.evaluation.metrics import (
+    QUESTION_TYPES,
+    expected_calibration_error,
+    failure_reason,
+    percentile,
+    reliability_table,
+    retrieval_scores,
+    score_question,
+)
 from bot.evaluation.runner import QuestionResult
 
 if TYPE_CHECKING:
@@ -19,6 +27,7 @@ if TYPE_CHECKING:
 REPORT_FILE = "report.md"
 BY_TYPE_PLOT = "metrics_by_type.png"
 LATENCY_PLOT = "latency.png"
+RELIABILITY_PLOT = "reliability.png"
 PLOTTED_METRICS = ("exact_match", "f1", "evidence_hit", "recall_at_1")
 
 # (summary key, column label, name): the metrics shown in the console table and the report.
@@ -83,10 +92,16 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
         for kind in QUESTION_TYPES
         if any(r["type"] == kind for r in records)
     }
+    # Confidence against correctness, for the reader's span answers: right is F1 >= 0.5 with a gold
+    # answer; an answer to a question that has none is wrong.
+    spans = [r for r in records if r["kind"] == "extractive"]
+    reliability = reliability_table([r["score"] for r in spans], [bool(r["gold"]) and r["f1"] >= 0.5 for r in spans])
     return {
         "questions_file": str(questions_file),
         **_aggregate(records),
         "answer_kinds": dict(Counter(r["kind"] for r in records)),
+        "reliability": reliability,
+        "expected_calibration_error": expected_calibration_error(reliability) if reliability else None,
         "by_type": by_type,
         "questions": records,
     }
@@ -142,6 +157,8 @@ def write_report(summary: dict[str, Any], directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     plot_metrics_by_type(summary, directory / BY_TYPE_PLOT)
     plot_latency(summary, directory / LATENCY_PLOT)
+    if summary.get("reliability"):
+        plot_reliability(summary, directory / RELIABILITY_PLOT)
     report = directory / REPORT_FILE
     report.write_text(markdown_report(summary), encoding="utf-8")
     return report
@@ -201,6 +218,30 @@ def plot_latency(summary: dict[str, Any], path: Path) -> None:
     _save(figure, path)
 
 
+def plot_reliability(summary: dict[str, Any], path: Path) -> None:
+    """The reader's confidence against how often its answers were right, bin by bin (the diagonal is ideal)."""
+    table = summary["reliability"]
+    figure = _figure(5, 5)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    axes.plot([r["confidence"] for r in table], [r["right"] for r in table], marker="o", label="answers")
+    for row in table:
+        axes.annotate(
+            str(row["answers"]),
+            (row["confidence"], row["right"]),
+            fontsize=7,
+            xytext=(3, -9),
+            textcoords="offset points",
+        )
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence")
+    axes.set_ylabel("share right (F1 >= 0.5)")
+    axes.set_title("Reader confidence (reliability)")
+    axes.legend(loc="upper left", fontsize="small")
+    _save(figure, path)
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -243,6 +284,22 @@ def markdown_report(summary: dict[str, Any]) -> str:
         f"![Latency]({LATENCY_PLOT})",
         "",
     ]
+    if summary.get("reliability"):
+        rows = [
+            [f"{r['from']:.1f}–{r['to']:.1f}", r["answers"], f"{r['confidence']:.2f}", f"{r['right']:.2f}"]
+            for r in summary["reliability"]
+        ]
+        lines += [
+            "## Confidence",
+            "",
+            "The reader's span answers by confidence: how often each bin's answers were right (F1 >= 0.5). "
+            f"Expected calibration error: {summary['expected_calibration_error']:.3f}.",
+            "",
+            *_table(["confidence", "answers", "mean confidence", "share right"], rows),
+            "",
+            f"![Reliability]({RELIABILITY_PLOT})",
+            "",
+        ]
     failed = [record for record in summary["questions"] if record["failure"]]
     lines += [f"## Failures ({len(failed)})", ""]
     if failed:

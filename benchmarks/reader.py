@@ -1,0 +1,158 @@
+"""Benchmark: qabot's extractive answers beside a plain Haystack extractive pipeline, in one run.
+
+    .venv/bin/python benchmarks/reader.py [--questions ../shared/eval/xquad-en-dev.json] [--reader qabot-reader]
+
+Both answer every question of the XQuAD-en dev half (a dev set: settings were chosen on it) from
+the same passages (qabot's index of the 120 paragraphs) with the same reader model:
+- qabot: `QAEngine.ask` (hybrid retrieval, sentence re-ranking, the reader on the windows around
+  the best sentences, ONNX Runtime);
+- plain Haystack: InMemoryBM25Retriever and InMemoryEmbeddingRetriever (SentenceTransformers
+  embedder) fused by DocumentJoiner (reciprocal rank fusion, top 5), then
+  TransformersExtractiveReader reading those 5 passages.
+Reported: warm p50/p95 latency (first 3 questions excluded), EM and F1 (SQuAD normalisation;
+an abstention scores 0), the share answered, and cold `qabot ask` seconds. Written to
+benchmarks/results/reader.json; the question set is used from where it lies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import cold_start, percentile, squad_documents  # noqa: E402
+from bot.evaluation.metrics import exact_match, f1_score  # noqa: E402
+from retrieval.engine import QAEngine  # noqa: E402
+from retrieval.models import DEFAULT_READER_MODEL, reader_calibration, resolve_model  # noqa: E402
+from retrieval.settings import load_settings  # noqa: E402
+
+DEFAULT_QUESTIONS = ROOT.parent / "shared" / "eval" / "xquad-en-dev.json"
+
+
+def squad_questions(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return [
+        (qa["question"], tuple(a["text"] for a in qa["answers"]))
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    ]
+
+
+def measure(answer: Any, questions: list[tuple[str, tuple[str, ...]]]) -> dict[str, float]:
+    """Run `answer(question) -> text or ""` over every question; latency, EM, F1, share answered."""
+    for question, _ in questions[:3]:
+        answer(question)  # warm-up, not measured
+    latencies, em, f1, answered = [], [], [], 0
+    for question, golds in questions:
+        started = time.perf_counter()
+        text = answer(question)
+        latencies.append((time.perf_counter() - started) * 1000)
+        answered += bool(text)
+        em.append(exact_match(text, golds) if text else 0.0)
+        f1.append(f1_score(text, golds) if text else 0.0)
+    return {
+        "questions": len(questions),
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "em": round(statistics.fmean(em), 4),
+        "f1": round(statistics.fmean(f1), 4),
+        "answered": round(answered / len(questions), 4),
+    }
+
+
+def plain_haystack(engine: QAEngine, reader_path: Path, factor: float, threshold: float):
+    """The plain Haystack extractive pipeline over qabot's passages; returns ask(question) -> text."""
+    from haystack import Document, Pipeline
+    from haystack.components.joiners import DocumentJoiner
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersDocumentEmbedder,
+        SentenceTransformersTextEmbedder,
+    )
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    embedding = str(engine.embedding_model.path)
+    documents = [Document(content=p.content, meta={"title": p.title}) for p in engine.index.passages]
+    embedder = SentenceTransformersDocumentEmbedder(model=embedding, progress_bar=False)
+    embedder.warm_up()
+    store = InMemoryDocumentStore()
+    store.write_documents(embedder.run(documents)["documents"])
+    pipeline = Pipeline()
+    pipeline.add_component("embedder", SentenceTransformersTextEmbedder(model=embedding, progress_bar=False))
+    pipeline.add_component("bm25", InMemoryBM25Retriever(store, top_k=20))
+    pipeline.add_component("dense", InMemoryEmbeddingRetriever(store, top_k=20))
+    pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=5))
+    pipeline.add_component("reader", TransformersExtractiveReader(model=str(reader_path), calibration_factor=factor))
+    pipeline.connect("embedder.embedding", "dense.query_embedding")
+    pipeline.connect("bm25.documents", "joiner.documents")
+    pipeline.connect("dense.documents", "joiner.documents")
+    pipeline.connect("joiner.documents", "reader.documents")
+    pipeline.warm_up()
+
+    def ask(question: str) -> str:
+        result = pipeline.run(
+            {"embedder": {"text": question}, "bm25": {"query": question}, "reader": {"query": question, "top_k": 1}}
+        )
+        answers = result["reader"]["answers"]
+        spans = [a for a in answers if a.data]
+        none = max((a.score for a in answers if not a.data), default=0.0)
+        return spans[0].data if spans and spans[0].score >= max(threshold, none) else ""
+
+    return ask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS)
+    parser.add_argument("--reader", default=DEFAULT_READER_MODEL)
+    parser.add_argument("--limit", type=int, help="only the first N questions (a quick look)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "reader.json")
+    args = parser.parse_args()
+    questions = squad_questions(args.questions)[: args.limit]
+    reader_path = resolve_model(args.reader).path
+    if reader_path is None:
+        raise SystemExit(f"reader {args.reader} is not on this machine")
+    with tempfile.TemporaryDirectory(prefix="qabot-reader-bench-") as folder:
+        settings = load_settings(index={"dir": Path(folder) / "index"}, models={"reader": args.reader})
+        documents, _ = squad_documents(args.questions)
+        QAEngine(settings).index_documents(documents)
+        engine = QAEngine(settings)
+        engine.warm_up()
+        ours = measure(lambda q: engine.ask(q).text, questions)
+        calibration = reader_calibration(reader_path)
+        factor = settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
+        baseline = measure(plain_haystack(engine, reader_path, factor, engine.min_reader_score), questions)
+        cold = cold_start(settings.index_dir, args.reader, repeats=3)
+    results = {
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "questions_file": args.questions.name,
+        "reader": args.reader,
+        "note": "XQuAD-en dev half (settings were chosen on it); warm latencies, first 3 questions excluded",
+        "qabot": ours,
+        "plain_haystack": baseline,
+        "p50_ratio": round(ours["p50_ms"] / baseline["p50_ms"], 3),
+        "cold_ask_s": cold,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
