@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from retrieval.errors import QabotError
+from retrieval.files import display_path, no_space_left
 from retrieval.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -63,8 +65,15 @@ def _engine(settings: Settings) -> Any:
     return QAEngine(settings)
 
 
-def _index_with_progress(engine: Any, paths: list[Path], rebuild: bool = False, quiet: bool = False) -> Any:
-    """Index with a rich progress bar on stderr; warns about each skipped file."""
+def _warn_skipped(skipped: list[Any]) -> None:
+    for file in skipped:
+        err.print(f"warning: skipped {file.path}: {file.reason}", style="yellow", markup=False, soft_wrap=True)
+
+
+def _index_with_progress(index: Callable[..., Any], quiet: bool = False) -> Any:
+    """Run `index(progress=...)` with a rich progress bar on stderr; warns about each skipped file."""
+    from retrieval.indexing import NothingToIndexError
+
     with Progress(
         TextColumn("{task.description:<20}"),
         BarColumn(),
@@ -81,9 +90,13 @@ def _index_with_progress(engine: Any, paths: list[Path], rebuild: bool = False, 
                 tasks[stage] = progress.add_task(stage, total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        report = engine.index_paths(paths, rebuild=rebuild, progress=update)
-    for skipped in report.skipped:
-        err.print(f"warning: skipped {skipped.path}: {skipped.reason}", style="yellow", markup=False, soft_wrap=True)
+        try:
+            report = index(progress=update)
+        except NothingToIndexError as error:
+            progress.stop()
+            _warn_skipped(error.skipped)
+            raise
+    _warn_skipped(report.skipped)
     return report
 
 
@@ -101,20 +114,22 @@ def index(
     """
     settings = _settings(config, index_dir)
     engine = _engine(settings)
-    report = _index_with_progress(engine, paths, rebuild=rebuild, quiet=as_json)
+    report = _index_with_progress(
+        lambda progress: engine.index_paths(paths, rebuild=rebuild, progress=progress), quiet=as_json
+    )
     rate = report.passages_added / report.seconds if report.seconds else 0.0
     if as_json:
         summary = {
             **report.__dict__,
             "skipped": [s.__dict__ for s in report.skipped],
-            "index": str(engine.index_dir),
+            "index": display_path(engine.index_dir),
         }
         out.print_json(json.dumps(summary))
         return
     out.print(
         f"Indexed {report.files_indexed} file(s) ({report.files_unchanged} unchanged, "
         f"{len(report.skipped)} skipped): "
-        f"{report.passages_added} new passages, {report.passages_total} in {engine.index_dir} "
+        f"{report.passages_added} new passages, {report.passages_total} in {display_path(engine.index_dir)} "
         f"({report.seconds:.1f} s, {rate:.0f} passages/s).",
         markup=False,
     )
@@ -156,12 +171,13 @@ def chat(
 ) -> None:
     """Chat: ask questions one after another; follow-ups keep the context. Indexes the corpus on first use."""
     from bot.chat import run_chat
+    from retrieval.indexing import describe_paths
 
     settings = _answering_settings(config, index_dir, top_k, reader)
     engine = _engine(settings)
     if engine.is_empty():
-        err.print(f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} first.", style="dim")
-        _index_with_progress(engine, list(settings.index.corpus))
+        err.print(f"The index is empty: indexing {describe_paths(settings.index.corpus)} first.", style="dim")
+        _index_with_progress(engine.index_corpus)
     engine.warm_up()
     raise typer.Exit(run_chat(engine, out))
 
@@ -235,14 +251,32 @@ def evaluate(
     eval_command(settings, questions, list(corpus or []), json_out, report, out)
 
 
+def describe_os_error(error: OSError) -> str:
+    """An error of the operating system as one line naming the path, e.g. a folder that cannot be made."""
+    path = display_path(error.filename) if isinstance(error.filename, (str, bytes, os.PathLike)) else ""
+    if no_space_left(error):
+        return f"no space left on device in {os.path.dirname(path) or path or 'the target folder'}"
+    reason = error.strerror or str(error)
+    return f"{reason}: {path}" if path else reason
+
+
 def main() -> None:
     """Console-script entry point: runs the app and turns every error into one line."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # A file name that is not UTF-8 is printed with \xNN escapes rather than stopping the output.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except QabotError as error:
         err.print(f"error: {error}", style="red", markup=False, soft_wrap=True)
         sys.exit(error.exit_code)
+    except OSError as error:  # a path that cannot be read or made: a setting or an argument to fix
+        if os.environ.get("QABOT_DEBUG"):
+            raise
+        err.print(f"error: {describe_os_error(error)}", style="red", markup=False, soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted", style="dim")
         sys.exit(130)

@@ -1,6 +1,8 @@
 """Reading article files into Haystack Documents: .txt, .md and .html, with a title each.
 
-Files that are binary, not UTF-8, empty or too big are skipped with a reason, never fatal.
+Files that are binary, not UTF-8, empty, too big or not regular files (devices, FIFOs, sockets)
+are skipped with a reason, never fatal. File names that are not UTF-8 are kept with their odd bytes
+written as \\xNN escapes, so that they can be stored and printed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from haystack.components.preprocessors import DocumentCleaner
 from haystack.dataclasses import ByteStream
 
 from retrieval.errors import InputError
+from retrieval.files import FileRefusedError, FileTooBigError, display_path, read_regular_file
 
 ARTICLE_SUFFIXES = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown"}
 ARTICLE_SUFFIXES |= {".html": "html", ".htm": "html"}
@@ -33,13 +36,17 @@ class SkippedFile:
 
 
 def iter_article_files(paths: Sequence[Path]) -> Iterator[Path]:
-    """Every article file under `paths`, in a stable order; a missing path is an input error."""
+    """Every article file under `paths`, in a stable order; a missing path is an input error.
+
+    Inside a folder, every entry named like an article that is not itself a walked folder is
+    listed, devices and FIFOs included, so that the loader can say why it skips them.
+    """
     for path in paths:
         if not path.exists():
-            raise InputError(f"no such file or folder: {path}", exit_code=2)
+            raise InputError(f"no such file or folder: {display_path(path)}", exit_code=2)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in ARTICLE_SUFFIXES:
+                if child.suffix.lower() in ARTICLE_SUFFIXES and (child.is_symlink() or not child.is_dir()):
                     yield child
         else:
             yield path
@@ -87,25 +94,25 @@ class ArticleLoader:
         )
 
     def _read(self, path: Path) -> tuple[str, bytes] | SkippedFile:
+        name = display_path(path)
         try:
-            size = path.stat().st_size
-            if size > self.max_file_mb * 1024 * 1024:
-                return SkippedFile(str(path), f"bigger than {self.max_file_mb:g} MB (index.max_file_mb)")
-            data = path.read_bytes()
-        except OSError as exc:
-            return SkippedFile(str(path), f"cannot be read ({exc.strerror or exc})")
+            data = read_regular_file(path, max_bytes=int(self.max_file_mb * 1024 * 1024))
+        except FileTooBigError:
+            return SkippedFile(name, f"bigger than {self.max_file_mb:g} MB (index.max_file_mb)")
+        except FileRefusedError as refused:
+            return SkippedFile(name, refused.reason)
         if b"\x00" in data[:8192]:
-            return SkippedFile(str(path), "binary file")
+            return SkippedFile(name, "binary file")
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return SkippedFile(str(path), "not UTF-8 text")
+            return SkippedFile(name, "not UTF-8 text")
         if not text.strip():
-            return SkippedFile(str(path), "empty file")
+            return SkippedFile(name, "empty file")
         return text, data
 
     def load(self, path: Path) -> Document | SkippedFile:
-        """One file as a Document, or the reason it was skipped."""
+        """One file as a Document, or the reason it was skipped (never an exception)."""
         read = self._read(path)
         if isinstance(read, SkippedFile):
             return read
@@ -116,7 +123,7 @@ class ArticleLoader:
             documents = [Document(content=body)]
         else:
             title = _markdown_title(text) if kind == "markdown" else _html_title(text)
-            stream = ByteStream(data=text.encode("utf-8"), meta={"file_path": str(path)})
+            stream = ByteStream(data=text.encode("utf-8"), meta={"file_path": display_path(path)})
             documents = self._converters[kind].run(sources=[stream])["documents"]
             if kind == "markdown" and documents and title:
                 # The heading is the title; keep it out of the body's sentences.
@@ -124,12 +131,12 @@ class ArticleLoader:
                 documents[0] = dataclasses.replace(documents[0], content=body)
         documents = [d for d in documents if d.content and d.content.strip()]
         if not documents:
-            return SkippedFile(str(path), "no text found")
+            return SkippedFile(display_path(path), "no text found")
         cleaned = self._cleaner.run(documents=documents)["documents"][0]
         return document_for(
             cleaned.content or "",
-            title=title or path.stem,
-            source=str(path.resolve()),
+            title=title or display_path(path.stem),
+            source=display_path(path.resolve()),
             file_hash=hashlib.sha256(data).hexdigest(),
         )
 

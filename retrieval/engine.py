@@ -20,9 +20,11 @@ from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotEr
 from retrieval.indexing import (
     IndexReport,
     IndexWriter,
+    NothingToIndexError,
     Progress,
     articles_from_documents,
     articles_in_files,
+    describe_paths,
     no_progress,
 )
 from retrieval.models import ResolvedModel, is_question_answering_model, reader_calibration, resolve_model
@@ -215,7 +217,18 @@ class QAEngine:
     ) -> IndexReport:
         """Index the article files under `paths`; unchanged files are kept, changed ones replaced."""
         articles = articles_in_files(paths, self.settings.index.max_file_mb, progress)
-        return self._writer().write(articles, rebuild, progress)
+        return self._writer().write(articles, rebuild, progress, origin=describe_paths(paths))
+
+    def index_corpus(self, progress: Progress = no_progress) -> IndexReport:
+        """Index `index.corpus`, as the chat and the bot do when the index is empty."""
+        corpus = list(self.settings.index.corpus)
+        fix = "; set index.corpus (QABOT_INDEX_CORPUS) to a folder of articles, or run `qabot index PATH...`"
+        try:
+            return self.index_paths(corpus, progress=progress)
+        except NothingToIndexError as error:
+            raise NothingToIndexError(f"index.corpus ({error.origin})", error.skipped, hint=fix) from None
+        except InputError as error:
+            raise InputError(f"index.corpus: {error}{fix}", exit_code=2) from None
 
     def index_documents(
         self, documents: Sequence[Document], rebuild: bool = False, progress: Progress = no_progress

@@ -1,11 +1,13 @@
 """The index writer: articles → sentence passages → sentence embeddings, merged with the index on disk.
 
 Ids come from content, so re-indexing a file adds nothing and a changed file replaces its
-passages; one writer at a time holds the index folder's lock.
+passages; one writer at a time holds the index folder's lock. A run that finds no passage to
+index writes nothing; a damaged index is reported, not updated (`--rebuild` replaces it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,10 +21,11 @@ from haystack import Document
 
 from retrieval.documents import ArticleLoader, SkippedFile, document_for, iter_article_files
 from retrieval.errors import QabotError
+from retrieval.files import display_path
 from retrieval.retrievers import build_bm25, passage_search_text
 from retrieval.settings import IndexSettings
 from retrieval.splitter import SentencePassageSplitter
-from retrieval.store import IndexData, PassageRecord, index_exists, load_index, save_index
+from retrieval.store import IndexData, IndexWriteError, PassageRecord, index_exists, load_index, save_index
 
 # progress(stage, done, total): front ends draw it; the engine never prints.
 Progress = Callable[[str, int, int], None]
@@ -30,6 +33,21 @@ Progress = Callable[[str, int, int], None]
 
 def no_progress(stage: str, done: int, total: int) -> None:
     return None
+
+
+class NothingToIndexError(QabotError):
+    """No article under the given paths gave a passage; `skipped` says why for each file seen."""
+
+    def __init__(self, origin: str, skipped: list[SkippedFile], hint: str = "") -> None:
+        why = f"all {len(skipped)} file(s) were skipped" if skipped else "no .txt, .md or .html file found"
+        super().__init__(f"nothing to index in {origin}: {why}{hint}", exit_code=2)
+        self.origin = origin
+        self.skipped = skipped
+
+
+def describe_paths(paths: Sequence[Path]) -> str:
+    """Paths as one printable line, for messages."""
+    return ", ".join(display_path(path) for path in paths) or "no path"
 
 
 @dataclass
@@ -104,33 +122,47 @@ class IndexWriter:
     document_embedder: Callable[[], Any]
     on_saved: Callable[[], None]
 
-    def write(self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress) -> IndexReport:
+    def write(
+        self,
+        articles: Iterable[Document | SkippedFile],
+        rebuild: bool,
+        progress: Progress,
+        origin: str = "the given articles",
+    ) -> IndexReport:
+        """Merge `articles` into the index; `origin` names where they come from in error messages."""
         started = time.perf_counter()
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.index_dir / ".lock"))
+        fresh = not self.index_dir.exists()
+        lock_file = self.index_dir / ".lock"
         try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(lock_file))
             lock.acquire(timeout=0)
         except Timeout as exc:
             raise QabotError(
-                f"another qabot is indexing into {self.index_dir}: wait for it to finish, then try again",
+                f"another qabot is indexing into {display_path(self.index_dir)}: wait for it to finish, then try again",
                 exit_code=3,
             ) from exc
+        except OSError as exc:
+            raise IndexWriteError(self.index_dir, exc) from exc
         try:
-            report = self._write_locked(articles, rebuild, progress)
+            report = self._write_locked(articles, rebuild, progress, origin)
+        except NothingToIndexError:
+            if fresh:  # leave no empty index folder behind
+                lock.release()
+                with contextlib.suppress(OSError):
+                    lock_file.unlink(missing_ok=True)
+                    self.index_dir.rmdir()
+            raise
         finally:
             lock.release()
         report.seconds = time.perf_counter() - started
         return report
 
     def _write_locked(
-        self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress
+        self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress, origin: str
     ) -> IndexReport:
         report = IndexReport()
-        old = (
-            None
-            if rebuild or not index_exists(self.index_dir)
-            else load_index(self.index_dir, self.embedding_id, verify=False)
-        )
+        old = None if rebuild or not index_exists(self.index_dir) else load_index(self.index_dir, self.embedding_id)
         splitter = SentencePassageSplitter(
             passage_words=self.settings.passage_words,
             overlap_sentences=self.settings.overlap_sentences,
@@ -148,6 +180,9 @@ class IndexWriter:
                 report.files_unchanged += 1
                 continue
             passages = splitter.run(documents=[article])["documents"]
+            if not passages:
+                report.skipped.append(SkippedFile(source, "no sentences found"))
+                continue
             if source in replaced:  # the same source twice in one run: the last one wins
                 new_passages = [p for p in new_passages if p.meta["source"] != source]
             replaced.add(source)
@@ -158,6 +193,8 @@ class IndexWriter:
                 "passages": len(passages),
             }
             report.files_indexed += 1
+        if not report.files_indexed and not report.files_unchanged:
+            raise NothingToIndexError(origin, report.skipped)
         if old is not None and not replaced:
             report.passages_total = len(old)
             return report

@@ -14,7 +14,7 @@ import numpy as np
 import Stemmer
 from haystack import Document, component
 
-from retrieval.store import IndexData, PassageRecord
+from retrieval.store import REBUILD_HINT, IndexDamagedError, IndexData, PassageRecord
 
 # bm25s logs each index build at DEBUG level on its own logger.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -100,7 +100,12 @@ class BM25PassageRetriever:
 
     def warm_up(self) -> None:
         if self.lexical is None and self.index.folder is not None and len(self.index):
-            self.lexical = LexicalIndex(self.index.folder / "bm25")
+            try:
+                self.lexical = LexicalIndex(self.index.folder / "bm25")
+            except (OSError, ValueError, KeyError) as exc:  # changed after its checksums were verified
+                raise IndexDamagedError(
+                    f"the BM25 index in {self.index.folder} cannot be read ({type(exc).__name__}): {REBUILD_HINT}"
+                ) from exc
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: int | None = None) -> dict[str, list[Document]]:

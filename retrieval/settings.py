@@ -1,24 +1,28 @@
 """All of qabot's settings, read in this one module and passed down.
 
 Precedence, highest first: command-line flags, environment variables (`QABOT_<SECTION>_<KEY>`,
-e.g. `QABOT_INDEX_DIR`, `QABOT_READER_MODEL`), the config file (`--config`, `QABOT_CONFIG`
+e.g. `QABOT_INDEX_DIR`, `QABOT_MODELS_READER`), the config file (`--config`, `QABOT_CONFIG`
 or the project's `config/qabot.toml`), then the defaults below. Every setting is documented,
 with its default, in `config/qabot.toml`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from retrieval.errors import ConfigError
+from retrieval.files import FileRefusedError, display_path, read_regular_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "qabot.toml"
+_MAX_CONFIG_BYTES = 1 << 20
 
 
 def _default_cache_dir() -> Path:
@@ -31,17 +35,52 @@ def _default_data_dir() -> Path:
     return Path(base) / "qabot"
 
 
+def _list_from_text(value: Any) -> Any:
+    """A list setting as users write it in the environment: a JSON list, or items separated by commas.
+
+    A value that names an existing path is one path, even if it holds a comma.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("starts with '[' but is not a JSON list") from None
+    if text and os.path.exists(os.path.expanduser(text)):
+        return [text]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _folder(value: Path) -> Path:
+    """A folder setting must name a folder, or a path where one can be made (not a file, nor inside one)."""
+    path = value.expanduser()
+    existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+    if existing is not None and not existing.is_dir():
+        where = "is" if existing == path else f"is inside {existing}, which is"
+        raise ValueError(f"{path} {where} a file, not a folder")
+    return path
+
+
+# A folder: an existing folder, or a path where one can be made.
+FolderPath = Annotated[Path, AfterValidator(_folder)]
+# The environment may give a list as "a,b", as a JSON list or as a single path (not only JSON).
+PathList = Annotated[list[Path], NoDecode, BeforeValidator(_list_from_text)]
+IdList = Annotated[list[int], NoDecode, BeforeValidator(_list_from_text)]
+
+
 class _Section(BaseModel):
     model_config = {"extra": "forbid", "validate_assignment": True}
 
 
 class DataSettings(_Section):
-    dir: Path = Field(default_factory=_default_data_dir, description="Folder for feedback and other data.")
+    dir: FolderPath = Field(default_factory=_default_data_dir, description="Folder for feedback and other data.")
 
 
 class IndexSettings(_Section):
-    dir: Path | None = Field(default=None, description="Index folder; empty means <data.dir>/index.")
-    corpus: list[Path] = Field(default_factory=lambda: [PROJECT_ROOT / "seeds"])
+    dir: FolderPath | None = Field(default=None, description="Index folder; empty means <data.dir>/index.")
+    corpus: PathList = Field(default_factory=lambda: [PROJECT_ROOT / "seeds"])
     passage_words: int = Field(default=120, ge=20, le=2000)
     overlap_sentences: int = Field(default=1, ge=0, le=10)
     max_file_mb: float = Field(default=20.0, gt=0)
@@ -52,12 +91,12 @@ class IndexSettings(_Section):
 class ModelSettings(_Section):
     embedding: str = Field(default="sentence-transformers/all-MiniLM-L6-v2", min_length=1)
     reader: str = Field(default="qabot-reader", min_length=1)
-    cache_dir: Path | None = None
+    cache_dir: FolderPath | None = None
     embedding_backend: Literal["onnx", "torch"] = "onnx"
     reader_backend: Literal["onnx", "torch"] = "onnx"
     quantize: bool = True
     reader_quantize: bool = False
-    onnx_dir: Path = Field(default_factory=lambda: _default_cache_dir() / "onnx")
+    onnx_dir: FolderPath = Field(default_factory=lambda: _default_cache_dir() / "onnx")
     threads: int = Field(default=0, ge=0, le=256)
 
 
@@ -79,7 +118,7 @@ class AnswerSettings(_Section):
 class TelegramSettings(_Section):
     base_url: str = "https://api.telegram.org/bot"
     token_file: Path | None = None
-    allowlist: list[int] = Field(default_factory=list)
+    allowlist: IdList = Field(default_factory=list)
     questions_per_minute: int = Field(default=10, ge=1, le=10_000)
     max_question_chars: int = Field(default=1000, ge=1, le=100_000)
     request_timeout: float = Field(default=5.0, gt=0, le=300)
@@ -140,31 +179,51 @@ class _FileSource(PydanticBaseSettingsSource):
         return dict(self.data)
 
 
+_PATH_KEYS = (
+    ("index", "dir"),
+    ("index", "corpus"),
+    ("data", "dir"),
+    ("models", "cache_dir"),
+    ("models", "onnx_dir"),
+    ("telegram", "token_file"),
+)
+
+
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
-    """Paths written in a config file are relative to that file, not to the current folder."""
-    index = data.get("index", {})
-    if "dir" in index and index["dir"]:
-        index["dir"] = str((base / Path(index["dir"]).expanduser()).resolve())
-    if "corpus" in index:
-        index["corpus"] = [str((base / Path(p).expanduser()).resolve()) for p in index["corpus"]]
-    for section, key in (
-        ("data", "dir"),
-        ("models", "cache_dir"),
-        ("models", "onnx_dir"),
-        ("telegram", "token_file"),
-    ):
-        value = data.get(section, {}).get(key)
-        if value:
-            data[section][key] = str((base / Path(value).expanduser()).resolve())
+    """Paths written in a config file are relative to that file, not to the current folder.
+
+    Values of the wrong type are left alone, for validation to name them.
+    """
+
+    def resolved(value: Any) -> Any:
+        return str((base / Path(value).expanduser()).resolve()) if isinstance(value, str) and value else value
+
+    for section, key in _PATH_KEYS:
+        values = data.get(section)
+        if isinstance(values, dict) and key in values:
+            value = values[key]
+            values[key] = [resolved(v) for v in value] if isinstance(value, list) else resolved(value)
 
 
-def _describe(error: ValidationError, origin: str) -> str:
+def _origin(section: str, key: str, overrides: dict[str, Any], path: Path | None) -> str:
+    """Where a setting's value came from, as the user would look for it."""
+    if key in overrides.get(section, {}):
+        return "on the command line"
+    variable = f"QABOT_{section}_{key}".upper()
+    if any(name.upper() == variable for name in os.environ):
+        return f"in {variable}"
+    return f"in {path}" if path else "by default"
+
+
+def _describe(error: ValidationError, overrides: dict[str, Any], path: Path | None) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    reason = first["msg"]
-    if "input" in first and not isinstance(first["input"], dict):
-        reason += f" (got {first['input']!r})"
-    return f"invalid setting {key} in {origin}: {reason}"
+    section, key = ([str(part) for part in first["loc"]] + ["", ""])[:2]
+    reason = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    if isinstance(value, (str, int, float, bool, list)) and "input" in first:
+        reason += f" (got {value!r})"
+    where = ".".join(str(part) for part in first["loc"])
+    return f"invalid setting {where} {_origin(section, key, overrides, path)}: {reason}"
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -178,19 +237,24 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     path = Path(chosen).expanduser() if chosen else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
     file_data: dict[str, Any] = {}
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}", exit_code=2)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {display_path(path)}", exit_code=2)
         try:
-            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}", exit_code=2) from exc
+            file_data = tomllib.loads(read_regular_file(path, _MAX_CONFIG_BYTES).decode("utf-8"))
+        except (FileRefusedError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {display_path(path)}: {exc}", exit_code=2) from exc
         _resolve_relative(file_data, path.resolve().parent)
     overrides = {section: values for section, values in overrides.items() if values}
     _FileSource.data = file_data
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        origin = f"{path} or the environment" if path else "the environment"
-        raise ConfigError(_describe(exc, origin), exit_code=2) from exc
+        raise ConfigError(_describe(exc, overrides, path), exit_code=2) from exc
+    except SettingsError as exc:  # a QABOT_<SECTION> variable that is not a JSON object
+        raise ConfigError(
+            f"cannot read the settings in the environment: {exc}; set one key at a time, "
+            "e.g. QABOT_INDEX_DIR=/srv/qabot/index",
+            exit_code=2,
+        ) from exc
     finally:
         _FileSource.data = {}

@@ -154,3 +154,12 @@ def running_qabot_bot(api: Any, env: dict[str, str], *args: str, started: str) -
         if bot.poll() is None:
             bot.kill()
             bot.communicate()
+
+
+def one_line_error(result) -> str:
+    """The single `error:` line a failed command printed; no traceback, no "unexpected" error."""
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "unexpected" not in output, output[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -6,19 +6,12 @@ import json
 
 import pytest
 
-from tests.conftest import MISSING_READER, SEEDS, run_qabot
+from tests.conftest import MISSING_READER, SEEDS, one_line_error, run_qabot
 
 
 @pytest.fixture()
 def user_env(tmp_path):
     return {"QABOT_MODELS_READER": MISSING_READER, "QABOT_DATA_DIR": str(tmp_path / "data")}
-
-
-def _one_line_error(result) -> str:
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_help_lists_every_command():
@@ -47,13 +40,13 @@ def test_ask_prints_answer_title_and_confidence(seed_index_dir, user_env):
 def test_blank_question_exits_non_zero_with_one_line(seed_index_dir, user_env):
     result = run_qabot("ask", "--index", str(seed_index_dir), "   ", env=user_env)
     assert result.returncode != 0
-    assert "empty question" in _one_line_error(result)
+    assert "empty question" in one_line_error(result)
 
 
 def test_missing_index_folder_exits_2(tmp_path, user_env):
     result = run_qabot("ask", "--index", str(tmp_path / "nowhere"), "Who declared the talks dead?", env=user_env)
     assert result.returncode == 2
-    assert "qabot index" in _one_line_error(result)
+    assert "qabot index" in one_line_error(result)
 
 
 def test_index_skips_bad_files_with_a_warning_and_missing_path_exits_2(tmp_path, user_env):
@@ -67,7 +60,7 @@ def test_index_skips_bad_files_with_a_warning_and_missing_path_exits_2(tmp_path,
     assert "Indexed 1 file(s)" in result.stdout
     missing = run_qabot("index", "--index", str(tmp_path / "index"), str(tmp_path / "nope"), env=user_env)
     assert missing.returncode == 2
-    assert "no such file" in _one_line_error(missing)
+    assert "no such file" in one_line_error(missing)
 
 
 def test_piped_chat_answers_follow_ups_and_commands(seed_index_dir, user_env):
@@ -92,10 +85,10 @@ def test_invalid_setting_names_the_key(seed_index_dir, user_env):
     env = {**user_env, "QABOT_RETRIEVAL_TOP_K": "zero"}
     result = run_qabot("ask", "--index", str(seed_index_dir), "Who?", env=env)
     assert result.returncode == 2
-    assert "retrieval.top_k" in _one_line_error(result)
+    assert "retrieval.top_k" in one_line_error(result)
 
 
 def test_models_pull_offline_says_what_to_do(user_env):
     result = run_qabot("models", "pull", env={**user_env, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2
-    assert "HF_HUB_OFFLINE" in _one_line_error(result)
+    assert "HF_HUB_OFFLINE" in one_line_error(result)

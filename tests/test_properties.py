@@ -3,7 +3,8 @@
 Questions of any Unicode (control characters and lone surrogates included) get an answer or a
 one-line refusal, in the engine and in the CLI chat; any answer renders as valid Telegram HTML
 with nothing injected and nothing lost; malformed question sets are errors that name a place in
-the file; any bytes in an article file give a Document or a reason to skip it.
+the file; any bytes in an article file give a Document or a reason to skip it; any bytes or any
+JSON in an index's pointer and manifest files give the index or a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import re
+import shutil
 import string
 from pathlib import Path
 from typing import Any
@@ -34,9 +36,12 @@ from bot.telegram.format import (
 )
 from retrieval.answer import Answer, Passage, Turn
 from retrieval.documents import ArticleLoader, SkippedFile
+from retrieval.engine import QAEngine
 from retrieval.errors import QabotError
 from retrieval.question_pipeline import clean_question
 from retrieval.splitter import SentencePassageSplitter
+from retrieval.store import IndexData, _manifest_digest, current_generation, load_index
+from tests.conftest import make_settings
 from tests.telegram_standin import MESSAGE_LIMIT, WatchedEngine, parse_telegram_html
 
 FEW = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -349,3 +354,78 @@ def test_any_bytes_in_an_article_file_give_a_document_or_a_reason_to_skip(loader
     passages = SentencePassageSplitter(passage_words=20).run(documents=[loaded])["documents"]
     for passage in passages:  # what indexing does next: the spans must point into the passage
         assert all(0 <= start <= end <= len(passage.content) for start, end in passage.meta["sentence_spans"])
+
+
+# --- Index files: the pointer (CURRENT) and the manifest. --------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+REMOVED = object()
+
+
+@pytest.fixture(scope="module")
+def index_copy(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the seed index whose pointer and manifest each example overwrites, and its embedding id."""
+    target = tmp_path_factory.mktemp("hostile-index") / "index"
+    shutil.copytree(seed_index_dir, target)
+    return target, QAEngine(make_settings(target)).embedding_id
+
+
+def index_or_located_error(index_dir: Path, embedding_id: str) -> IndexData | None:
+    """Load the index; any failure must be a one-line QabotError that names the index folder."""
+    try:
+        return load_index(index_dir, embedding_id)
+    except QabotError as error:
+        message = str(error)
+        assert "\n" not in message and str(index_dir) in message, message
+        assert error.exit_code == 2
+        return None
+
+
+@MANY
+@given(target=st.sampled_from(["CURRENT", "manifest.json"]), data=ANY_BYTES)
+def test_any_bytes_in_the_pointer_or_manifest_give_the_index_or_a_located_error(index_copy, target, data):
+    index_dir, embedding_id = index_copy
+    generation = current_generation(index_dir)
+    assert generation is not None
+    path = index_dir / target if target == "CURRENT" else generation / target
+    original = path.read_bytes()
+    try:
+        path.write_bytes(data)
+        loaded = index_or_located_error(index_dir, embedding_id)
+        assert loaded is None or data.strip() == original.strip()
+    finally:
+        path.write_bytes(original)
+
+
+@MANY
+@given(data=st.data(), value=JSON_VALUES | st.just(REMOVED), consistent=st.booleans())
+def test_any_json_in_a_manifest_field_gives_the_index_or_a_located_error(index_copy, data, value, consistent):
+    """A field replaced by any JSON value (or removed), with the manifest's own checksum updated or not."""
+    index_dir, embedding_id = index_copy
+    generation = current_generation(index_dir)
+    assert generation is not None
+    path = generation / "manifest.json"
+    original = path.read_bytes()
+    manifest = json.loads(original)
+    places = [(key,) for key in manifest]
+    places += [("sources", source, key) for source in manifest["sources"] for key in ("file_hash", "passages")]
+    places += [("checksums", name) for name in manifest["checksums"]]
+    place = data.draw(st.sampled_from(places))
+    holder = manifest
+    for key in place[:-1]:
+        holder = holder[key]
+    if value is REMOVED:
+        del holder[place[-1]]
+    else:
+        holder[place[-1]] = value
+    if consistent:
+        manifest["manifest_checksum"] = _manifest_digest(manifest)
+    try:
+        path.write_text(json.dumps(manifest))
+        index_or_located_error(index_dir, embedding_id)
+    finally:
+        path.write_bytes(original)

@@ -43,8 +43,8 @@ def eval_command(
         with console.status(f"Indexing the {len(question_set.documents)} paragraphs of {questions} {where}"):
             engine.index_documents(list(question_set.documents))
     elif engine.is_empty():
-        with console.status(f"The index is empty: indexing {', '.join(map(str, settings.index.corpus))} {where}"):
-            engine.index_paths(list(settings.index.corpus))
+        with console.status(f"The index is empty: indexing index.corpus {where}"):
+            engine.index_corpus()
     engine.warm_up()  # load the models now, so that the first question's latency is a question's
     results = run_questions(engine, question_set, console)
     summary = summarize(results, questions)

@@ -386,9 +386,9 @@ def bot_command(settings: Settings, webhook_url: str | None, listen: str | None,
 
     engine = QAEngine(settings)
     if engine.is_empty():
-        corpus = ", ".join(map(str, settings.index.corpus))
-        logger.info("The index is empty: indexing %s first", corpus)
-        engine.index_paths(list(settings.index.corpus))
+        logger.info("The index is empty: indexing index.corpus first")
+        for skipped in engine.index_corpus().skipped:
+            logger.warning("Skipped %s: %s", skipped.path, skipped.reason)
     engine.warm_up()
     try:
         return run_bot(settings, engine, token, webhook_url=webhook_url, listen=listen, port=port)
