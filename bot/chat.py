@@ -11,7 +11,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from bot.formatting import render_answer, render_sources
+from bot.formatting import render_answer, render_sources, render_web_report
 from retrieval.answer import Turn
 from retrieval.engine import QAEngine
 from retrieval.errors import QabotError
@@ -22,6 +22,7 @@ Follow-up questions ("When did he do that?") continue the conversation.
 Commands:
   /sources  the passages behind the last answer
   /new      forget the conversation so far
+  /refresh  read the feeds and index their new articles
   /help     this help
   /quit     leave (also Ctrl-D)"""
 
@@ -60,6 +61,9 @@ def run_chat(engine: QAEngine, console: Console, stdin: TextIO = sys.stdin) -> i
             history.clear()
             console.print("Started a new conversation.", style="dim")
             continue
+        if command == "/refresh":
+            _refresh(engine, console)
+            continue
         if command.startswith("/"):
             console.print(f"Unknown command {line.split()[0]}: try /help.", markup=False)
             continue
@@ -73,3 +77,15 @@ def run_chat(engine: QAEngine, console: Console, stdin: TextIO = sys.stdin) -> i
         console.print(render_answer(answer))
         history = [*history, Turn(line, answer)][-HISTORY_TURNS:]
     return 0
+
+
+def _refresh(engine: QAEngine, console: Console) -> None:
+    """Reads the feeds now; the next question is answered from the new index."""
+    from bot.web_commands import index_web
+
+    try:
+        report = index_web(engine, [], True, console)
+    except QabotError as error:
+        console.print(f"error: {error}", style="red", markup=False)
+        return
+    console.print(render_web_report(report), soft_wrap=True)

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bot.progress import progress_bars
 from retrieval.errors import QabotError
 from retrieval.files import display_path, no_space_left
 from retrieval.settings import Settings, load_settings
@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="See and fetch the models qabot uses.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+feeds_app = typer.Typer(help="The RSS and Atom feeds `qabot refresh` reads.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -74,58 +76,62 @@ def _index_with_progress(index: Callable[..., Any], quiet: bool = False) -> Any:
     """Run `index(progress=...)` with a rich progress bar on stderr; warns about each skipped file."""
     from retrieval.indexing import NothingToIndexError
 
-    with Progress(
-        TextColumn("{task.description:<20}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=quiet,
-    ) as progress:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
-        try:
+    try:
+        with progress_bars(err, quiet) as update:
             report = index(progress=update)
-        except NothingToIndexError as error:
-            progress.stop()
-            _warn_skipped(error.skipped)
-            raise
+    except NothingToIndexError as error:  # the bars are gone before the warnings are printed
+        _warn_skipped(error.skipped)
+        raise
     _warn_skipped(report.skipped)
     return report
 
 
 @app.command()
 def index(
-    paths: Annotated[list[Path], typer.Argument(help="Article files or folders (.txt, .md, .html).")],
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Article files or folders (.txt, .md, .html), or http(s) article URLs.")
+    ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start a new index instead of updating it.")] = False,
+    feeds: Annotated[bool, typer.Option("--feeds", help="Also refresh the feeds (as `qabot refresh`).")] = False,
     index_dir: IndexOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index articles: split them into passages, embed them and save the index to disk.
 
-    Re-indexing a file adds no duplicates; a changed file replaces its old passages.
+    Re-indexing a file or URL adds no duplicates; a changed one replaces its old passages.
     """
+    from bot.web_commands import index_web
+    from retrieval.feeds import split_targets
+    from retrieval.indexing import IndexReport
+
+    paths, urls = split_targets(targets or [])
+    if not (paths or urls or feeds):
+        raise QabotError("nothing to index: give files, folders or URLs, or --feeds", exit_code=2)
     settings = _settings(config, index_dir)
     engine = _engine(settings)
-    report = _index_with_progress(
-        lambda progress: engine.index_paths(paths, rebuild=rebuild, progress=progress), quiet=as_json
+    report = (
+        _index_with_progress(lambda progress: engine.index_paths(paths, rebuild=rebuild, progress=progress), as_json)
+        if paths
+        else IndexReport()
     )
+    web = index_web(engine, urls, feeds, err, quiet=as_json) if urls or feeds else None
     rate = report.passages_added / report.seconds if report.seconds else 0.0
     if as_json:
         summary = {
             **report.__dict__,
             "skipped": [s.__dict__ for s in report.skipped],
             "index": display_path(engine.index_dir),
+            **({"web": web.to_dict()} if web else {}),
         }
         out.print_json(json.dumps(summary))
         return
+    if web is not None:
+        from bot.formatting import render_web_report
+
+        out.print(render_web_report(web), soft_wrap=True)
+        if not paths:
+            return
     out.print(
         f"Indexed {report.files_indexed} file(s) ({report.files_unchanged} unchanged, "
         f"{len(report.skipped)} skipped): "
@@ -258,6 +264,56 @@ def describe_os_error(error: OSError) -> str:
         return f"no space left on device in {os.path.dirname(path) or path or 'the target folder'}"
     reason = error.strerror or str(error)
     return f"{reason}: {path}" if path else reason
+
+
+@app.command()
+def refresh(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Read the feeds and index their new and changed articles; drop articles older than index.max_age_days."""
+    from bot.formatting import render_web_report
+    from bot.web_commands import index_web
+
+    engine = _engine(_settings(config, index_dir))
+    report = index_web(engine, [], True, err, quiet=as_json)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    out.print(render_web_report(report), soft_wrap=True)
+
+
+FeedUrl = Annotated[str, typer.Argument(help="The feed's http(s) URL (RSS or Atom).")]
+
+
+@feeds_app.command("add")
+def feeds_add(url: FeedUrl, config: ConfigOpt = None) -> None:
+    """Add a feed (kept in <data.dir>/feeds.json, beside the config's [feeds] urls)."""
+    from retrieval.feeds import FeedList
+
+    added = FeedList(_settings(config)).add(url)
+    out.print(f"Added {url}." if added else f"{url} is already listed.", markup=False)
+
+
+@feeds_app.command("list")
+def feeds_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the feeds: those of the config file and those added."""
+    from bot.web_commands import feed_rows
+
+    rows = feed_rows(_settings(config))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    for row in rows:
+        out.print(f"{row['url']}  ({row['from']})", markup=False, soft_wrap=True)
+    if not rows:
+        out.print("No feeds yet: add one with `qabot feeds add URL`.", markup=False)
+
+
+@feeds_app.command("remove")
+def feeds_remove(url: FeedUrl, config: ConfigOpt = None) -> None:
+    """Remove a feed added with `qabot feeds add` (the config's feeds are removed in the config)."""
+    from retrieval.feeds import FeedList
+
+    FeedList(_settings(config)).remove(url)
+    out.print(f"Removed {url}.", markup=False)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retrieval.answer import Answer
+from retrieval.answer import Answer, Passage
+from retrieval.feeds import WebReport
 
 KIND_LABELS = {
     "extractive": "answer found in the text",
@@ -36,6 +37,8 @@ def render_answer(answer: Answer) -> RenderableType:
     rows.add_row("Answer", headline)
     rows.add_row("Confidence", f"{answer.score:.2f} ({KIND_LABELS[answer.kind]})")
     rows.add_row("Article", escape(answer.title) or "-")
+    for line in dated_link(answer.published, answer.url):
+        rows.add_row("", Text(line, style="dim"))
     if answer.kind == "extractive":
         rows.add_row("Evidence", highlighted_evidence(answer))
     return rows
@@ -50,5 +53,25 @@ def render_sources(answer: Answer | None) -> RenderableType:
     table.add_column("Article", ratio=1)
     table.add_column("Passage", ratio=4)
     for number, passage in enumerate(answer.passages, 1):
-        table.add_row(str(number), Text(passage.title), Text(passage.text))
+        table.add_row(str(number), _passage_article(passage), Text(passage.text))
     return Group(Text("Sources of the last answer:", style="bold"), table)
+
+
+def dated_link(published: str, url: str) -> list[str]:
+    """The lines shown under an article's title: its date and its web address, when known."""
+    return [line for line in (published, url) if line]
+
+
+def _passage_article(passage: Passage) -> Text:
+    return Text("\n".join([passage.title, *dated_link(passage.published, passage.url)]))
+
+
+def render_web_report(report: WebReport) -> Text:
+    """The summary of a fetch or refresh: new, changed, unchanged, failed, dropped by age."""
+    line = (
+        f"Fetched: {report.new} new, {report.changed} changed, {report.unchanged} unchanged, "
+        f"{len(report.failed)} failed, {report.dropped} dropped by age"
+    )
+    if report.feeds:
+        line += f"; {report.feeds_unchanged} of {report.feeds} feeds unchanged"
+    return Text(f"{line} ({report.seconds:.1f} s).")

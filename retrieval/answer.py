@@ -17,6 +17,8 @@ class Passage:
     title: str
     source: str
     score: float
+    published: str = ""  # the article's date, YYYY-MM-DD, when known
+    url: str = ""  # the article's web address, for articles from the web
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Answer:
     answer_end: int = -1
     search_query: str = ""
     notices: tuple[str, ...] = field(default=())
+    published: str = ""
+    url: str = ""
 
     @property
     def known(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from haystack import Document, Pipeline
 
 from retrieval.answer import Answer, Turn
 from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
+from retrieval.feeds import WebIndexer
 from retrieval.indexing import (
     IndexReport,
     IndexWriter,
@@ -244,6 +246,15 @@ class QAEngine:
             self.embedding_model.path,  # type: ignore[arg-type]
             document_embedder=self._document_embedder,
             on_saved=self._forget_index,
+        )
+
+    @cached_property
+    def web(self) -> WebIndexer:
+        """Article URLs and feeds: `web.index_urls(urls)`, `web.refresh()`, `web.feeds` (the feed list)."""
+        return WebIndexer(
+            self.settings,
+            self.index_dir,
+            lambda articles, progress, expired: self._writer().write(articles, False, progress, expired=expired),
         )
 
     def _forget_index(self) -> None:

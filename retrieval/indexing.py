@@ -29,6 +29,10 @@ from retrieval.store import IndexData, IndexWriteError, PassageRecord, index_exi
 
 # progress(stage, done, total): front ends draw it; the engine never prints.
 Progress = Callable[[str, int, int], None]
+# expired(sources) -> the sources to drop from the index (retention of web articles).
+Expired = Callable[[dict[str, dict[str, Any]]], set[str]]
+# What a web article's Document carries beyond title and source, kept in the manifest's sources.
+WEB_META = ("published", "url", "fetched")
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -56,6 +60,8 @@ class IndexReport:
 
     files_indexed: int = 0
     files_unchanged: int = 0
+    files_changed: int = 0  # of files_indexed, those that replaced an older version
+    sources_dropped: int = 0
     passages_added: int = 0
     passages_total: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -128,8 +134,11 @@ class IndexWriter:
         rebuild: bool,
         progress: Progress,
         origin: str = "the given articles",
+        expired: Expired | None = None,
     ) -> IndexReport:
-        """Merge `articles` into the index; `origin` names where they come from in error messages."""
+        """Merge `articles` into the index; `origin` names where they come from in error messages,
+        `expired(sources)` names sources to drop (retention).
+        """
         started = time.perf_counter()
         fresh = not self.index_dir.exists()
         lock_file = self.index_dir / ".lock"
@@ -145,7 +154,7 @@ class IndexWriter:
         except OSError as exc:
             raise IndexWriteError(self.index_dir, exc) from exc
         try:
-            report = self._write_locked(articles, rebuild, progress, origin)
+            report = self._write_locked(articles, rebuild, progress, origin, expired)
         except NothingToIndexError:
             if fresh:  # leave no empty index folder behind
                 lock.release()
@@ -159,7 +168,12 @@ class IndexWriter:
         return report
 
     def _write_locked(
-        self, articles: Iterable[Document | SkippedFile], rebuild: bool, progress: Progress, origin: str
+        self,
+        articles: Iterable[Document | SkippedFile],
+        rebuild: bool,
+        progress: Progress,
+        origin: str,
+        expired: Expired | None,
     ) -> IndexReport:
         report = IndexReport()
         old = None if rebuild or not index_exists(self.index_dir) else load_index(self.index_dir, self.embedding_id)
@@ -185,16 +199,25 @@ class IndexWriter:
                 continue
             if source in replaced:  # the same source twice in one run: the last one wins
                 new_passages = [p for p in new_passages if p.meta["source"] != source]
+            if source in sources and source not in replaced:
+                report.files_changed += 1
             replaced.add(source)
             new_passages.extend(passages)
             sources[source] = {
                 "file_hash": file_hash,
                 "title": article.meta.get("title", ""),
                 "passages": len(passages),
+                **{key: article.meta[key] for key in WEB_META if article.meta.get(key)},
             }
             report.files_indexed += 1
-        if not report.files_indexed and not report.files_unchanged:
+        if not report.files_indexed and not report.files_unchanged and expired is None:
             raise NothingToIndexError(origin, report.skipped)
+        dropped = expired(sources) if expired is not None else set()
+        for source in dropped:
+            del sources[source]
+        report.sources_dropped = len(dropped)
+        replaced |= dropped
+        new_passages = [p for p in new_passages if p.meta["source"] not in dropped]
         if old is not None and not replaced:
             report.passages_total = len(old)
             return report
@@ -241,6 +264,8 @@ class IndexWriter:
                 title=p.meta.get("title", ""),
                 source=p.meta.get("source", ""),
                 sentence_spans=p.meta["sentence_spans"],
+                published=p.meta.get("published", ""),
+                url=p.meta.get("url", ""),
             )
             for p in new_passages
         ]
@@ -249,7 +274,11 @@ class IndexWriter:
             for p in new_passages
             for start, end in p.meta["sentence_spans"]
         ]
-        new_sentence_vectors = self._embed(self.document_embedder(), sentence_docs, "embedding sentences", progress)
+        new_sentence_vectors = (
+            self._embed(self.document_embedder(), sentence_docs, "embedding sentences", progress)
+            if sentence_docs
+            else np.zeros((0, dimension), np.float32)
+        )
         new_passage_vectors = passage_vectors(
             new_sentence_vectors, [len(p.meta["sentence_spans"]) for p in new_passages]
         )

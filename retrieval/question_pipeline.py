@@ -53,7 +53,10 @@ def build_question_pipeline(
     pipeline.add_component("bm25", bm25)
     pipeline.add_component("dense", DensePassageRetriever(index, top_k=retrieval.candidates))
     pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=2 * retrieval.top_k))
-    pipeline.add_component("ranker", SentenceEvidenceRanker(index, bm25, embedder=embedder, top_k=retrieval.top_k))
+    ranker = SentenceEvidenceRanker(
+        index, bm25, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
+    )
+    pipeline.add_component("ranker", ranker)
     pipeline.connect("followup.search_query", "embedder.text")
     pipeline.connect("followup.search_query", "bm25.query")
     pipeline.connect("followup.question", "ranker.question")
@@ -122,6 +125,8 @@ def answer_from(
             title=doc.meta.get("title", ""),
             source=doc.meta.get("source", ""),
             score=float(doc.score or 0.0),
+            published=doc.meta.get("published", ""),
+            url=doc.meta.get("url", ""),
         )
         for doc in documents
     )
@@ -145,4 +150,6 @@ def answer_from(
         answer_end=end,
         search_query=search_query,
         notices=notices,
+        published=extracted.document.meta.get("published", ""),
+        url=extracted.document.meta.get("url", ""),
     )

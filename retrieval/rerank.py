@@ -24,7 +24,8 @@ class SentenceEvidenceRanker:
 
     `sentence_score` is in 0..1: (cosine + lexical_weight * term overlap) / (1 + lexical_weight).
     The top `top_k` passages are returned, passages of a source not yet listed first, so that five
-    passages show five places rather than five slices of one.
+    passages show five places rather than five slices of one. Near ties go to the newer article
+    (`newest_first_among_ties`).
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class SentenceEvidenceRanker:
         top_k: int = 5,
         lexical_weight: float = 0.5,
         prior_weight: float = 0.5,
+        recency_margin: float = 0.0,
     ) -> None:
         self.index = index
         self.lexicon = lexicon
@@ -42,6 +44,7 @@ class SentenceEvidenceRanker:
         self.top_k = top_k
         self.lexical_weight = lexical_weight
         self.prior_weight = prior_weight
+        self.recency_margin = recency_margin
 
     def _query_vector(self, query_embedding: Any, question: str, context: str) -> np.ndarray:
         if context and self.embedder is not None:
@@ -82,6 +85,7 @@ class SentenceEvidenceRanker:
             rank_score = sentence_score + self.prior_weight * float(document.score or 0.0) / (1.0 + self.lexical_weight)
             scored.append(replace(document, meta=meta, score=rank_score))
         scored.sort(key=lambda d: -(d.score or 0.0))
+        scored = newest_first_among_ties(scored, self.recency_margin)
         seen: set[str] = set()
         first_of_source, repeats = [], []
         for document in scored:
@@ -89,3 +93,23 @@ class SentenceEvidenceRanker:
             (repeats if source in seen else first_of_source).append(document)
             seen.add(source)
         return {"documents": (first_of_source + repeats)[: self.top_k]}
+
+
+def newest_first_among_ties(documents: list[Document], margin: float) -> list[Document]:
+    """Passages sorted best first, with near ties ordered newest article first.
+
+    Walking down the ranking, a passage scoring within `margin` of the first passage of the current
+    group joins it; each group is ordered by article date, newest first (undated last, ties keep
+    their order). News is asked about as it stands now: of two equally good answers, the newer.
+    """
+    ordered: list[Document] = []
+    start = 0
+    while start < len(documents):
+        top = documents[start].score or 0.0
+        end = start + 1
+        while end < len(documents) and top - (documents[end].score or 0.0) <= margin:
+            end += 1
+        group = documents[start:end]
+        ordered += sorted(group, key=lambda d: d.meta.get("published") or "", reverse=True)
+        start = end
+    return ordered

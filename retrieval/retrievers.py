@@ -60,6 +60,8 @@ def build_bm25(texts: list[str], folder: Path) -> None:
 def passage_document(index: IndexData, row: int, score: float) -> Document:
     passage = index.passages[row]
     meta = {"title": passage.title, "source": passage.source, "row": row}
+    if passage.published or passage.url:
+        meta.update(published=passage.published, url=passage.url)
     return Document(id=passage.id, content=passage.content, meta=meta, score=score)
 
 

@@ -86,6 +86,7 @@ class IndexSettings(_Section):
     max_file_mb: float = Field(default=20.0, gt=0)
     max_passages_per_file: int = Field(default=5000, ge=1)
     batch_size: int = Field(default=64, ge=1, le=4096)
+    max_age_days: int = Field(default=0, ge=0)
 
 
 class ModelSettings(_Section):
@@ -103,6 +104,7 @@ class ModelSettings(_Section):
 class RetrievalSettings(_Section):
     top_k: int = Field(default=5, ge=1, le=100)
     candidates: int = Field(default=20, ge=1, le=1000)
+    recency_margin: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
 class AnswerSettings(_Section):
@@ -124,6 +126,7 @@ class TelegramSettings(_Section):
     request_timeout: float = Field(default=5.0, gt=0, le=300)
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
+    admins: list[int] = Field(default_factory=list)
 
     @field_validator("base_url")
     @classmethod
@@ -131,6 +134,26 @@ class TelegramSettings(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+
+class FeedSettings(_Section):
+    urls: list[str] = Field(default_factory=list)
+    refresh_minutes: float = Field(default=30.0, ge=0, le=10_080)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(f"{value!r} must start with http:// or https://")
+        return values
+
+
+class FetchSettings(_Section):
+    allow_private_hosts: bool = False
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_page_mb: float = Field(default=5.0, gt=0, le=1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
 
 
 class Settings(BaseSettings):
@@ -150,6 +173,8 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    feeds: FeedSettings = Field(default_factory=FeedSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
 
     @classmethod
     def settings_customise_sources(

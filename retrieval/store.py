@@ -91,6 +91,9 @@ class PassageRecord:
     title: str
     source: str
     sentence_spans: list[list[int]]
+    # The article's date (YYYY-MM-DD) and web address; indexes written before them load with "".
+    published: str = ""
+    url: str = ""
 
     def sentences(self) -> list[str]:
         return [self.content[start:end] for start, end in self.sentence_spans]
