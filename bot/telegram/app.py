@@ -24,6 +24,7 @@ from telegram.request import HTTPXRequest
 from bot.telegram.access import PerChatOrder
 from bot.telegram.feedback import FeedbackLog, feedback_path
 from bot.telegram.handlers import QuestionAnswerer, TelegramFrontEnd
+from bot.telegram.refresh import schedule_feed_refresh
 from bot.telegram.secrets import TOKEN_ENV, read_token, redact_in_logs
 from bot.telegram.updates import MalformedUpdates, UpdateReader
 from bot.telegram.webhook import MAX_CONNECTIONS, Webhook, WebhookServer
@@ -174,6 +175,7 @@ def build_application(
         builder = builder.base_file_url(base_url[: -len("bot")] + "file/bot")
     application = builder.build()
     TelegramFrontEnd(settings.telegram, engine, FeedbackLog(feedback_path(settings))).register(application)
+    schedule_feed_refresh(application, engine, settings.feeds.refresh_minutes)
     return application
 
 

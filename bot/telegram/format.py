@@ -151,6 +151,11 @@ def _title_span(title: str, source: str) -> Span:
     return Span(name, "i")
 
 
+def _date_spans(published: str) -> tuple[Span, ...]:
+    """The article's date, shown beside its title."""
+    return (Span(f" · {published}"),) if published else ()
+
+
 def _source_name(source: str) -> str:
     """A web address as is; for a file only its name (server paths are nobody's business)."""
     if source.startswith(("http://", "https://")):
@@ -182,7 +187,8 @@ def answer_blocks(answer: Answer) -> list[Block]:
         if answer.kind == "sentence":
             blocks.append(_text("No exact answer; this sentence from the articles looks most relevant:", "i"))
         blocks.append(_text(answer.text, "b"))
-        blocks.append(Block((Span(f"Confidence {answer.score:.0%} · "), _title_span(answer.title, answer.source))))
+        title = _title_span(answer.title, answer.url or answer.source)
+        blocks.append(Block((Span(f"Confidence {answer.score:.0%} · "), title, *_date_spans(answer.published))))
         if answer.evidence and answer.evidence.strip() != answer.text.strip():
             spans = _highlighted(answer.evidence, answer.answer_start, answer.answer_end)
             blocks.append(Block(spans, "blockquote"))
@@ -196,7 +202,11 @@ def format_answer(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 
 def _passage_blocks(number: int, passage: Passage) -> list[Block]:
-    heading = [Span(f"{number}. "), _title_span(passage.title, passage.source)]
+    heading = [
+        Span(f"{number}. "),
+        _title_span(passage.title, passage.url or passage.source),
+        *_date_spans(passage.published),
+    ]
     name = _source_name(passage.source)
     if name and not passage.source.startswith(("http://", "https://")):
         heading.append(Span(f" ({name})"))
@@ -237,6 +247,7 @@ HELP_TEXT = "\n".join(
         "",
         "/ask <i>question</i> – ask a question (in groups: also mention me or reply to me)",
         "/sources – the passages behind my last answer",
+        "/add <i>URL</i> – add a news article (admins only; sending the link works too)",
         "/reset – forget the conversation so far",
         "/help – this message",
         "",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
@@ -51,6 +52,13 @@ FORGOTTEN = "OK, I've forgotten our conversation; the next question starts afres
 THANKS = "Thanks for your feedback!"
 CANNOT_RATE = "Sorry, I no longer remember that answer, so it can't be rated."
 UNKNOWN_BUTTON = "Sorry, this button doesn't do anything (any more)."
+NOT_ADMIN = "Sorry, only the bot's admins can add articles; you can ask me about the ones I have."
+EMPTY_ADD = "Write the article's address after /add, for example: /add https://example.org/news/story"
+ADDED = "Added “{title}” ({passages} passages)."
+ALREADY_ADDED = "I already have “{title}” ({passages} passages), unchanged."
+NOT_ADDED = "Sorry, I could not add {url}: {reason}."
+# A message that is one web address and nothing else: an admin adding an article.
+_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
 class QuestionAnswerer(Protocol):
@@ -82,6 +90,7 @@ class TelegramFrontEnd:
                 CommandHandler("ask", self.ask, filters=new_message),
                 CommandHandler("sources", self.sources, filters=new_message),
                 CommandHandler("reset", self.reset, filters=new_message),
+                CommandHandler("add", self.add, filters=new_message),
                 MessageHandler(new_message & filters.TEXT & ~filters.COMMAND, self.text),
                 MessageHandler(new_message & private & filters.COMMAND, self.unknown_command),
                 MessageHandler(new_message & ~filters.TEXT & ~filters.StatusUpdate.ALL, self.not_text),
@@ -111,8 +120,13 @@ class TelegramFrontEnd:
 
     async def text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         question = _addressed_question(_message(update), context.bot.id, context.bot.username)
-        if question is not None:
+        if question is not None and _LINK.fullmatch(question):
+            await self._add(update, question)
+        elif question is not None:
             await self._answer(update, context, question)
+
+    async def add(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._add(update, " ".join(context.args or []))
 
     async def not_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = _message(update)
@@ -175,17 +189,11 @@ class TelegramFrontEnd:
         if not await self._admit(update):
             return
         question = question.strip()
-        user_id = update.effective_user.id if update.effective_user else message.chat.id
         refusal = self._refusal(question)
-        if refusal is None:
-            wait = self.rate_limit.wait_seconds(user_id)
-            if wait and not self.rate_limit.notice_due(user_id, wait):
-                logger.debug("Ignored a question from user %s: asking too fast", user_id)
-                return
-            if wait:
-                refusal = RATE_LIMITED.format(limit=self.rate_limit.per_minute, seconds=max(1, round(wait)))
         if refusal:
             await message.reply_html(plain(refusal))
+            return
+        if await self._too_fast(update):
             return
         chat_data = _chat_data(context)
         history: deque[Turn] = chat_data.setdefault("history", deque(maxlen=HISTORY_TURNS))
@@ -202,6 +210,49 @@ class TelegramFrontEnd:
         while len(answers) > RATEABLE_ANSWERS:
             answers.popitem(last=False)
         await _send_chunks(message, format_answer(answer), feedback_keyboard(message.message_id))
+
+    async def _add(self, update: Update, url: str) -> None:
+        """An admin's article link: fetched safely and indexed in a worker thread; the reply names it."""
+        message = _message(update)
+        if not await self._admit(update):
+            return
+        user = update.effective_user
+        if user is None or user.id not in self.settings.admins:
+            logger.info("Refused to add an article for user %s: not an admin", user.id if user else None)
+            await message.reply_html(plain(NOT_ADMIN))
+            return
+        url = url.strip()
+        if not _LINK.fullmatch(url):
+            await message.reply_html(plain(EMPTY_ADD))
+            return
+        if await self._too_fast(update):
+            return
+        try:
+            async with _typing(message):
+                report = await asyncio.to_thread(self.engine.web.index_urls, [url])  # type: ignore[attr-defined]
+        except QabotError as exc:
+            await message.reply_html(plain(NOT_ADDED.format(url=url, reason=exc)))
+            return
+        if report.failed:
+            reply = NOT_ADDED.format(url=url, reason=report.failed[0].reason)
+        else:
+            article = report.articles[0]
+            reply = (ALREADY_ADDED if report.unchanged else ADDED).format(**article)
+        await message.reply_html(plain(reply))
+
+    async def _too_fast(self, update: Update) -> bool:
+        """True when the sender is over `questions_per_minute`: told once how long to wait, then ignored."""
+        message = _message(update)
+        user_id = update.effective_user.id if update.effective_user else message.chat.id
+        wait = self.rate_limit.wait_seconds(user_id)
+        if not wait:
+            return False
+        if self.rate_limit.notice_due(user_id, wait):
+            refusal = RATE_LIMITED.format(limit=self.rate_limit.per_minute, seconds=max(1, round(wait)))
+            await message.reply_html(plain(refusal))
+        else:
+            logger.debug("Ignored a question from user %s: asking too fast", user_id)
+        return True
 
     def _refusal(self, question: str) -> str | None:
         if not question:
