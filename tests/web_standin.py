@@ -40,28 +40,26 @@ def article_html(title: str, body: str, date: str, canonical: str = "") -> bytes
     ).encode()
 
 
-def rss(items: list[dict[str, str]]) -> bytes:
-    entries = "".join(
-        f"<item><title>{i['title']}</title><link>{i['link']}</link><guid>{i['link']}</guid>"
-        f"<pubDate>{i['pubDate']}</pubDate></item>"
-        for i in items
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>Daily News</title>'
-        f"<link>http://example.org/</link><description>News</description>{entries}</channel></rss>"
-    ).encode()
+RSS = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><title>Daily News</title>'
+    "<link>http://example.org/</link><description>News</description>{entries}</channel></rss>",
+    "<item><title>{title}</title><link>{link}</link><guid>{link}</guid><pubDate>{pubDate}</pubDate></item>",
+)
+ATOM = (
+    '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+    "<title>Daily News</title><id>urn:daily</id><updated>2026-11-29T00:00:00Z</updated>{entries}</feed>",
+    '<entry><title>{title}</title><link href="{link}"/><id>{link}</id><updated>{updated}</updated></entry>',
+)
+
+
+def rss(items: list[dict[str, str]], kind: tuple[str, str] = RSS) -> bytes:
+    """A feed (RSS 2.0, or Atom with kind=ATOM) listing `items` (title, link, pubDate, updated)."""
+    document, entry = kind
+    return document.format(entries="".join(entry.format(**item) for item in items)).encode()
 
 
 def atom(items: list[dict[str, str]]) -> bytes:
-    entries = "".join(
-        f'<entry><title>{i["title"]}</title><link href="{i["link"]}"/><id>{i["link"]}</id>'
-        f"<updated>{i['updated']}</updated></entry>"
-        for i in items
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<title>Daily News</title><id>urn:daily</id><updated>2026-11-29T00:00:00Z</updated>{entries}</feed>"
-    ).encode()
+    return rss(items, ATOM)
 
 
 def rfc822(date: str) -> str:
