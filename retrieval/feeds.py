@@ -219,7 +219,7 @@ class WebIndexer:
         cutoff = (dt.date.today() - dt.timedelta(days=days)).isoformat()
 
         def expired(sources: dict[str, Any]) -> set[str]:
-            """Articles dated (or, undated, fetched) before the cutoff; files without a date are kept."""
+            """Articles dated (or, undated, last fetched) before the cutoff; files without a date are kept."""
             return {s for s, meta in sources.items() if (meta.get("published") or meta.get("fetched") or "9") < cutoff}
 
         return expired

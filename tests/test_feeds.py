@@ -99,6 +99,16 @@ def test_a_refresh_of_a_50_entry_feed_with_5_new_articles_fetches_only_those(sit
     assert site.fetched("/rss/") - before == 5
 
 
+def test_a_feed_validated_by_its_date_alone_is_asked_if_modified_since(site, tmp_path):
+    site.send_etags = False
+    items = site.articles("/dated", 2, RECENT)
+    engine = web_engine(tmp_path, feeds={"urls": [site.feed("/feed.rss", rss(items))]})
+    assert engine.web.refresh().new == 2
+    again = engine.web.refresh()
+    assert (again.feeds_unchanged, again.new) == (1, 0)
+    assert site.not_modified["/feed.rss"] == 1 and site.fetched("/dated/") == 2
+
+
 def test_an_atom_feed_is_read_and_its_entry_dates_kept(site, tmp_path):
     items = site.articles("/atom", 3, RECENT)
     feed = site.feed("/feed.atom", atom(items), "application/atom+xml")
