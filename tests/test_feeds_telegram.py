@@ -36,7 +36,7 @@ def bot(site: NewsSite, tmp_path_factory: pytest.TempPathFactory):
     items = site.articles("/tg", 1, RECENT)
     feed = site.feed("/feed.rss", rss(items))
     sections: dict[str, Any] = {
-        "fetch": {"allow_private_hosts": True, "timeout_seconds": 2.0},
+        "fetch": {"allow_private_hosts": True, "timeout_seconds": 60.0},
         "feeds": {"urls": [feed], "refresh_minutes": 0.01},
     }
     engine = QAEngine(make_settings(folder / "index", **sections))
@@ -66,6 +66,20 @@ def test_the_job_queue_refreshes_the_feeds_while_the_bot_runs(bot, site):
     [reply] = api.ask(902, "Who opened the harbour bridge?")
     _, tags = parse_telegram_html(reply.text)
     assert ("a", {"href": link}) in tags
+
+
+def test_questions_are_answered_while_a_refresh_waits_for_a_slow_site(bot, site):
+    api, engine, items = bot
+    api.wait_for(lambda: any(p.source == items[0]["link"] for p in engine.index.passages), timeout=60, what="a refresh")
+    held = site.articles("/held", 1, RECENT)
+    site.feed("/feed.rss", rss(items + held))
+    api.wait_for(lambda: site.requests["/held/0"], timeout=60, what="the refresh to reach the slow page")
+    [reply] = api.ask(903, "How many turbines does the wind farm have?")
+    assert "forty turbines" in reply.visible_text
+    assert not site.release.is_set()  # the refresh is still waiting for the page
+    site.release.set()
+    link = held[0]["link"]
+    api.wait_for(lambda: any(p.source == link for p in engine.index.passages), timeout=60, what="the slow article")
 
 
 def test_an_admin_adds_an_article_by_link_and_by_command(bot, site):

@@ -80,6 +80,7 @@ class NewsSite:
         self.not_modified: Counter[str] = Counter()
         self.slow_seconds = 3.0
         self.send_etags = True  # off: the site validates with Last-Modified alone
+        self.release = threading.Event()  # pages under /held/ are answered only once it is set
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -151,6 +152,8 @@ class NewsSite:
                     found = site.pages.get(path)
                 if path == "/bad/slow":
                     time.sleep(site.slow_seconds)
+                if path.startswith("/held/"):
+                    site.release.wait(60)
                 if found is None:
                     return self._send(404, "text/plain", b"not found", {})
                 status, content_type, body, extra = found
