@@ -114,7 +114,7 @@ class SafeFetcher:
         address = self._checked_address(host, port)
         literal = f"[{address}]" if ":" in address else address
         netloc = f"{literal}:{port}" if parts.port else literal
-        host_header = f"{host}:{parts.port}" if parts.port else host
+        host_header = parts.netloc.rpartition("@")[2]  # as written: brackets and port kept, credentials not
         target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
         sni = host if scheme == "https" and not _is_ip(host) else None
         return _Target(target, host_header, sni)

@@ -257,12 +257,13 @@ def test_cli_manages_feeds_and_refreshes(site, tmp_path):
     assert run_qabot("feeds", "add", feed, env=env).returncode == 0
     listed = run_qabot("feeds", "list", "--json", env=env)
     assert json.loads(listed.stdout) == [{"url": feed, "from": "added"}]
-    refreshed = run_qabot("refresh", "--json", env=env)
+    refreshed = run_qabot("index", "--feeds", "--json", env=env)
     assert refreshed.returncode == 0, refreshed.stderr
-    assert json.loads(refreshed.stdout)["new"] == 2
+    assert json.loads(refreshed.stdout)["web"]["new"] == 2
+    assert json.loads(run_qabot("refresh", "--json", env=env).stdout)["feeds_unchanged"] == 1
+    site.feed("/feed.rss", rss(items[:1]))  # the feed changed, its remaining entry did not
     text = run_qabot("refresh", env=env)
-    assert "0 new, 0 changed, 0 unchanged, 0 failed, 0 dropped by age" in text.stdout
-    assert "1 of 1 feeds unchanged" in text.stdout
+    assert "Fetched: 0 new, 0 changed, 0 unchanged, 0 failed, 0 dropped by age; 0 of 1 feeds unchanged" in text.stdout
     assert run_qabot("feeds", "remove", feed, env=env).returncode == 0
     missing = run_qabot("feeds", "remove", feed, env=env)
     assert missing.returncode == 2 and "not listed" in missing.stderr
