@@ -273,7 +273,8 @@ class WebIndexer:
                 saved["validators"].update(validators)
                 saved["entries"].update(entries)
 
-            self.feeds.update(remember)
+            if validators or entries:
+                self.feeds.update(remember)
         report.seconds = time.perf_counter() - started
         return report
 

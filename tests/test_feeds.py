@@ -31,7 +31,7 @@ def site():
 
 
 def web_settings(tmp_path: Path, **sections):
-    sections.setdefault("fetch", {}).update(allow_private_hosts=True, timeout_seconds=1.0)
+    sections.setdefault("fetch", {}).setdefault("allow_private_hosts", True)
     return make_settings(tmp_path / "index", **sections)
 
 
@@ -166,8 +166,8 @@ def test_failures_are_reported_with_their_reasons_and_the_rest_goes_on(site, tmp
         for path in ("/bad/404", "/bad/500", "/bad/slow", "/bad/loop", "/bad/bomb", "/bad/image", "/bad/empty")
     ]
     feeds = [site.feed("/feed.rss", rss(bad + good)), site.url("/bad/feed"), site.url("/bad/404")]
-    engine = web_engine(tmp_path, feeds={"urls": feeds})
-    site.slow_seconds = 1.5
+    engine = web_engine(tmp_path, feeds={"urls": feeds}, fetch={"timeout_seconds": 3.0})
+    site.slow_seconds = 6.0
     engine.web.index_urls([kept])
     report = engine.web.refresh()
     reasons = {failure.path.removeprefix(site.base): failure.reason for failure in report.failed}

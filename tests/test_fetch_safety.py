@@ -44,6 +44,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 @pytest.fixture(scope="module")
 def site():
     with NewsSite() as news:
+        news.slow_seconds = 6.0  # twice the fetcher's time limit below
         yield news
 
 
@@ -125,7 +126,7 @@ def test_the_request_goes_to_the_checked_address_with_the_name_as_host(site):
 
 @pytest.fixture()
 def local_fetcher() -> SafeFetcher:
-    return SafeFetcher(FetchLimits(allow_private_hosts=True, timeout=1.0))
+    return SafeFetcher(FetchLimits(allow_private_hosts=True, timeout=3.0))
 
 
 @pytest.mark.parametrize(
