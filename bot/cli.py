@@ -285,7 +285,7 @@ FeedUrl = Annotated[str, typer.Argument(help="The feed's http(s) URL (RSS or Ato
 
 @feeds_app.command("add")
 def feeds_add(url: FeedUrl, config: ConfigOpt = None) -> None:
-    """Add a feed (kept in <data.dir>/feeds.json, beside the config's [feeds] urls)."""
+    """Add a feed (kept in <data.dir>/feeds.json, beside the config's feeds.urls)."""
     from retrieval.feeds import FeedList
 
     added = FeedList(_settings(config)).add(url)
