@@ -286,3 +286,22 @@ def test_the_fetcher_is_the_engine_s_safe_fetcher_with_the_configured_limits(tmp
     fetcher = engine.web.fetcher
     assert isinstance(fetcher, SafeFetcher)
     assert fetcher.limits == FetchLimits(max_bytes=2 * 1024 * 1024, timeout=10.0, max_redirects=3)
+
+
+def test_the_recency_rule_reorders_near_ties_only():
+    from haystack import Document
+
+    from retrieval.rerank import newest_first_among_ties
+
+    def passage(name: str, score: float, published: str = "") -> Document:
+        return Document(content=name, score=score, meta={"published": published})
+
+    ranked = [
+        passage("old best", 0.80, "2019-01-01"),
+        passage("new, 0.01 behind", 0.79, "2026-11-01"),
+        passage("undated, tied", 0.79),
+        passage("newest, clearly worse", 0.70, "2026-11-29"),
+    ]
+    reordered = [d.content for d in newest_first_among_ties(ranked, margin=0.02)]
+    assert reordered == ["new, 0.01 behind", "old best", "undated, tied", "newest, clearly worse"]
+    assert [d.content for d in newest_first_among_ties(ranked, margin=0.0)] == [d.content for d in ranked]
