@@ -6,7 +6,7 @@ Layout of an index folder:
     gen-<id>/          one complete generation
         manifest.json  format version, embedding model and dimension, counts, sources, the checksum
                        of every other file of the generation, and a checksum of itself
-        passages.jsonl one passage a line: id, content, title, source, sentence_spans
+        passages.jsonl one passage a line: id, content, title, source, sentence_spans, published, url
         passage_embeddings.npy, sentence_embeddings.npy, sentence_rows.npy  (float32 / int32)
         bm25/          the bm25s index
 
