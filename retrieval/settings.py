@@ -68,6 +68,7 @@ FolderPath = Annotated[Path, AfterValidator(_folder)]
 # The environment may give a list as "a,b", as a JSON list or as a single path (not only JSON).
 PathList = Annotated[list[Path], NoDecode, BeforeValidator(_list_from_text)]
 IdList = Annotated[list[int], NoDecode, BeforeValidator(_list_from_text)]
+TextList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_text)]
 
 
 class _Section(BaseModel):
@@ -126,7 +127,7 @@ class TelegramSettings(_Section):
     request_timeout: float = Field(default=5.0, gt=0, le=300)
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
-    admins: list[int] = Field(default_factory=list)
+    admins: IdList = Field(default_factory=list)
 
     @field_validator("base_url")
     @classmethod
@@ -137,7 +138,7 @@ class TelegramSettings(_Section):
 
 
 class FeedSettings(_Section):
-    urls: list[str] = Field(default_factory=list)
+    urls: TextList = Field(default_factory=list)
     refresh_minutes: float = Field(default=30.0, ge=0, le=10_080)
 
     @field_validator("urls")
