@@ -60,6 +60,10 @@ class _SourceEntry(BaseModel):
     file_hash: str
     title: str
     passages: int = Field(ge=0)
+    # Web articles only: their date, address and the day they were last fetched (YYYY-MM-DD).
+    published: str = ""
+    url: str = ""
+    fetched: str = ""
 
 
 class _Manifest(BaseModel):
