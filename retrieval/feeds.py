@@ -25,7 +25,7 @@ from haystack import Document
 from retrieval.documents import SkippedFile
 from retrieval.errors import IndexMissingError, InputError
 from retrieval.fetch import FetchError, FetchLimits, SafeFetcher
-from retrieval.indexing import IndexReport, NothingToIndexError, Progress, no_progress
+from retrieval.indexing import Expired, IndexReport, NothingToIndexError, Progress, no_progress
 from retrieval.settings import Settings
 from retrieval.store import read_manifest
 from retrieval.web import FeedEntry, article_from_page, feed_entries, is_url
@@ -33,7 +33,7 @@ from retrieval.web import FeedEntry, article_from_page, feed_entries, is_url
 # Pages fetched at once: a web server's latency, not the CPU, is what a refresh waits for.
 FETCH_WORKERS = 4
 # write(articles, progress, expired) -> IndexReport: the index writer, bound to the engine's index.
-Write = Callable[[Iterable[Document | SkippedFile], Progress, Callable[[dict[str, Any]], set[str]] | None], IndexReport]
+Write = Callable[[Iterable[Document | SkippedFile], Progress, Expired | None], IndexReport]
 
 
 @dataclass
@@ -174,7 +174,7 @@ class WebIndexer:
         fetched: list[Document | SkippedFile],
         report: WebReport,
         progress: Progress,
-        expired: Callable[[dict[str, Any]], set[str]] | None = None,
+        expired: Expired | None = None,
     ) -> None:
         report.failed.extend(f for f in fetched if isinstance(f, SkippedFile))
         articles = [f for f in fetched if isinstance(f, Document)]
@@ -212,7 +212,7 @@ class WebIndexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _expired(self) -> Callable[[dict[str, Any]], set[str]] | None:
+    def _expired(self) -> Expired | None:
         days = self.settings.index.max_age_days
         if not days:
             return None
