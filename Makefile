@@ -12,7 +12,7 @@ DEV_SET ?= ../shared/eval/xquad-en-dev.json
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,milvus]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -31,6 +31,11 @@ models_app = typer.Typer(help="See and fetch the models qabot uses.", no_args_is
 app.add_typer(models_app, name="models")
 feeds_app = typer.Typer(help="The RSS and Atom feeds `qabot refresh` reads.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
+store_app = typer.Typer(
+    help="Where the passages are kept: the embedded index folder (default) or Milvus (store.backend).",
+    no_args_is_help=True,
+)
+app.add_typer(store_app, name="store")
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -121,7 +126,7 @@ def index(
         summary = {
             **report.__dict__,
             "skipped": [s.__dict__ for s in report.skipped],
-            "index": display_path(engine.index_dir),
+            "index": engine.store.location,
             **({"web": web.to_dict()} if web else {}),
         }
         out.print_json(json.dumps(summary))
@@ -135,7 +140,7 @@ def index(
     out.print(
         f"Indexed {report.files_indexed} file(s) ({report.files_unchanged} unchanged, "
         f"{len(report.skipped)} skipped): "
-        f"{report.passages_added} new passages, {report.passages_total} in {display_path(engine.index_dir)} "
+        f"{report.passages_added} new passages, {report.passages_total} in {engine.store.location} "
         f"({report.seconds:.1f} s, {rate:.0f} passages/s).",
         markup=False,
     )
@@ -278,6 +283,67 @@ def refresh(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonO
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
         return
     out.print(render_web_report(report), soft_wrap=True)
+
+
+@app.command()
+def sources(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the indexed articles: source, title, passages and date (the names `qabot remove` takes)."""
+    engine = _engine(_settings(config, index_dir))
+    engine.store.check()
+    table = engine.store.sources()
+    if as_json:
+        out.print_json(json.dumps({"store": engine.store.location, "sources": table}, ensure_ascii=False))
+        return
+    for source, entry in sorted(table.items()):
+        date = f", {entry['published']}" if entry.get("published") else ""
+        out.print(f"{source}  {entry.get('title', '')} ({entry.get('passages', 0)} passages{date})", markup=False)
+    out.print(f"{len(table)} article(s) in {engine.store.location}.", markup=False)
+
+
+@app.command()
+def remove(
+    names: Annotated[list[str], typer.Argument(help="Sources to delete, as `qabot sources` lists them.")],
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete articles and their passages from the index (on either store backend)."""
+    engine = _engine(_settings(config, index_dir))
+    report = _index_with_progress(lambda progress: engine.remove_sources(names, progress=progress), as_json)
+    if as_json:
+        out.print_json(json.dumps({"removed": report.sources_dropped, "passages_total": report.passages_total}))
+        return
+    out.print(
+        f"Removed {report.sources_dropped} article(s); "
+        f"{report.passages_total} passages left in {engine.store.location}.",
+        markup=False,
+    )
+
+
+@store_app.command("copy")
+def store_copy(
+    to: Annotated[str, typer.Option("--to", help="The backend to copy into: milvus.")] = "milvus",
+    index_dir: IndexOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the embedded index (index.dir) into Milvus (store.uri, store.collection) without embedding again.
+
+    The Milvus collection is replaced. Then set store.backend = "milvus" to answer from it.
+    """
+    if to != "milvus":
+        raise QabotError(f"--to {to}: the embedded index can be copied to milvus only", exit_code=2)
+    from retrieval.stores import copy_embedded_to_milvus
+
+    settings = _settings(config, index_dir)
+    engine = _engine(settings)
+    with progress_bars(err, as_json) as update:
+        copied = copy_embedded_to_milvus(settings, engine.embedding_id, engine.dimension, update)
+    where = f"Milvus collection {settings.store.collection} at {settings.store_uri}"
+    if as_json:
+        out.print_json(json.dumps({"copied": copied, "to": where}))
+        return
+    out.print(f'Copied {copied} passages to {where}; set store.backend = "milvus" to use it.', markup=False)
 
 
 FeedUrl = Annotated[str, typer.Argument(help="The feed's http(s) URL (RSS or Atom).")]

@@ -17,22 +17,21 @@ from haystack.dataclasses import ExtractedAnswer
 
 from retrieval.onnx_embedding import OnnxEmbedder, TokenVectors
 from retrieval.retrievers import STOPWORDS
-from retrieval.store import IndexData
 
 _WORD = re.compile(r"\w")
 _QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "which", "when", "where", "why", "how"})
 
 
-def evidence_sentence(index: IndexData, row: int, start: int, end: int) -> tuple[str, int]:
-    """The sentence of passage `row` holding characters start..end, and that sentence's offset."""
-    passage = index.passages[row]
-    for s_start, s_end in passage.sentence_spans:
+def evidence_sentence(passage: Document, start: int, end: int) -> tuple[str, int]:
+    """The sentence of `passage` holding characters start..end, and that sentence's offset."""
+    content, spans = passage.content or "", passage.meta["sentence_spans"]
+    for s_start, s_end in spans:
         if s_start <= start < s_end:
             if end > s_end:  # the span crosses a sentence boundary: show both sentences
-                last = next((e for s, e in passage.sentence_spans if s < end <= e), end)
-                return passage.content[s_start:last], s_start
-            return passage.content[s_start:s_end], s_start
-    return passage.content, 0
+                last = next((e for s, e in spans if s < end <= e), end)
+                return content[s_start:last], s_start
+            return content[s_start:s_end], s_start
+    return content, 0
 
 
 @component
@@ -52,7 +51,6 @@ class SentenceReader:
 
     def __init__(
         self,
-        index: IndexData,
         encoder: OnnxEmbedder,
         passages: int = 2,
         min_score: float = 0.45,
@@ -60,7 +58,6 @@ class SentenceReader:
         window: tuple[int, int] = (1, 2),
         cache: int = 512,
     ) -> None:
-        self.index = index
         self.encoder = encoder
         self.passages = passages
         self.margin = margin
@@ -113,7 +110,7 @@ class SentenceReader:
         readings = self._read(documents, windows)
         scores = []
         for document, (first, last), tokens in zip(documents, windows, readings, strict=True):
-            spans = self.index.passages[document.meta["row"]].sentence_spans
+            spans = document.meta["sentence_spans"]
             similarity = tokens.vectors @ question_vectors.T  # (tokens read, question tokens)
             offset = spans[first][0] if first < len(spans) else 0
             starts = tokens.offsets[:, 0] + offset  # token offsets are relative to the window read
@@ -129,7 +126,7 @@ class SentenceReader:
 
     def _window(self, document: Document) -> tuple[int, int]:
         """The sentences to read: around the ranker's best sentence, or all of them."""
-        count = len(self.index.passages[document.meta["row"]].sentence_spans)
+        count = len(document.meta["sentence_spans"])
         best = document.meta.get("best_sentence")
         if best is None:
             return 0, count
@@ -158,7 +155,7 @@ class SentenceReader:
         return chosen
 
     def _window_text(self, document: Document, window: tuple[int, int]) -> str:
-        spans = self.index.passages[document.meta["row"]].sentence_spans
+        spans = document.meta["sentence_spans"]
         first, last = window
         return (document.content or "")[spans[first][0] : spans[last - 1][1]] if first < last else ""
 
@@ -202,7 +199,7 @@ class SentenceReader:
 
     def window_of(self, document: Document, sentence: int, around: tuple[int, int]) -> tuple[str, int]:
         """The text of `around` sentences before and after `sentence` of `document`, and its offset."""
-        spans = self.index.passages[document.meta["row"]].sentence_spans
+        spans = document.meta["sentence_spans"]
         first, last = max(0, sentence - around[0]), min(len(spans), sentence + around[1] + 1)
         return self._window_text(document, (first, last)), spans[first][0]
 
@@ -221,7 +218,7 @@ class SentenceReader:
         if not choices or choices[0][0] < self.min_score:
             return {"answer": None}
         score, document, k = choices[0]
-        start, end = self.index.passages[document.meta["row"]].sentence_spans[k]
+        start, end = document.meta["sentence_spans"][k]
         sentence = (document.content or "")[start:end]
         return {
             "answer": ExtractedAnswer(
@@ -257,7 +254,6 @@ class ExtractiveAnswerer:
     ) -> None:
         self.reader = reader
         self.sentences = sentences
-        self.index = sentences.index
         self.windows = windows
         self.around = around
         self.min_score = min_score
@@ -305,7 +301,7 @@ class ExtractiveAnswerer:
         passage: Document = best.document.meta["passage"]
         offset = best.document.meta["offset"]
         start, end = best.document_offset.start + offset, best.document_offset.end + offset
-        sentence, sentence_offset = evidence_sentence(self.index, passage.meta["row"], start, end)
+        sentence, sentence_offset = evidence_sentence(passage, start, end)
         return {
             "answer": ExtractedAnswer(
                 query=query,

@@ -7,6 +7,7 @@ the index and the models once; writing the index is `retrieval/indexing.py`'s jo
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from retrieval.indexing import (
 )
 from retrieval.models import ResolvedModel, is_question_answering_model, reader_calibration, resolve_model
 from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
+from retrieval.passage_store import PassageStore
 from retrieval.question_pipeline import (
     QuestionTruncator,
     answer_from,
@@ -40,7 +42,8 @@ from retrieval.question_pipeline import (
 )
 from retrieval.reader import OnnxExtractiveReader
 from retrieval.settings import Settings
-from retrieval.store import IndexData, index_exists, load_index
+from retrieval.store import IndexData
+from retrieval.stores import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class QAEngine:
                 "`qabot models pull` on a connected machine or set models.embedding to a local folder",
                 exit_code=2,
             )
-        self._index: IndexData | None = None
+        self._store: PassageStore | None = None
         self._pipeline: Pipeline | None = None
         self._reader: Any = None
         self._onnx_embedder: OnnxEmbedder | None = None
@@ -193,24 +196,27 @@ class QAEngine:
 
     # ----------------------------------------------------------------- index
     @property
-    def index(self) -> IndexData:
+    def dimension(self) -> int:
+        """The embedding model's vector size, from its config."""
+        config = json.loads((self.embedding_model.path / "config.json").read_text())  # type: ignore[operator]
+        return int(config.get("hidden_size") or config.get("dim") or config["d_model"])
+
+    @property
+    def store(self) -> PassageStore:
+        """Where the passages live: the index folder, or a Milvus collection (`store.backend`)."""
         with self._lock:
-            if self._index is None:
-                if not self.index_dir.is_dir():
-                    raise IndexMissingError(
-                        f"index folder {self.index_dir} does not exist: build it with `qabot index PATH...`",
-                        exit_code=2,
-                    )
-                if not index_exists(self.index_dir):
-                    raise IndexMissingError(
-                        f"no index in {self.index_dir}: build it with `qabot index PATH...`", exit_code=2
-                    )
-                self._index = load_index(self.index_dir, self.embedding_id)
-            return self._index
+            if self._store is None:
+                self._store = open_store(self.settings, self.embedding_id, self.dimension)
+            return self._store
+
+    @property
+    def index(self) -> IndexData:
+        """The embedded backend's index, loaded once (tests and benchmarks look inside it)."""
+        return self.store.data  # type: ignore[attr-defined,no-any-return]
 
     def is_empty(self) -> bool:
         try:
-            return len(self.index) == 0
+            return not self.store.exists() or self.store.count() == 0
         except IndexMissingError:
             return True
 
@@ -238,12 +244,15 @@ class QAEngine:
         """Index ready-made article Documents (meta: title, source); used for question-set corpora."""
         return self._writer().write(articles_from_documents(documents), rebuild, progress)
 
+    def remove_sources(self, sources: Sequence[str], progress: Progress = no_progress) -> IndexReport:
+        """Delete articles (by the source names the index lists) and their passages."""
+        return self._writer().remove(sources, progress)
+
     def _writer(self) -> IndexWriter:
         return IndexWriter(
-            self.index_dir,
+            self.store,
             self.settings.index,
-            self.embedding_id,
-            self.embedding_model.path,  # type: ignore[arg-type]
+            self.dimension,
             document_embedder=self._document_embedder,
             on_saved=self._forget_index,
         )
@@ -260,25 +269,25 @@ class QAEngine:
     def _forget_index(self) -> None:
         """A new index is live: load it, and build the pipeline over it, on the next question."""
         with self._lock:
-            self._index = None
             self._pipeline = None
 
     # ----------------------------------------------------------------- asking
     def _build_pipeline(self) -> Pipeline:
-        index = self.index
+        store = self.store
         embedder = self._text_embedder()
         reader = self._load_reader()
         return build_question_pipeline(
-            index, self.settings, embedder, reader, onnx=lambda: self._onnx, min_reader_score=self.min_reader_score
+            store, self.settings, embedder, reader, onnx=lambda: self._onnx, min_reader_score=self.min_reader_score
         )
 
     @property
     def pipeline(self) -> Pipeline:
         with self._lock:
             if self._pipeline is None:
-                if len(self.index) == 0:
+                self.store.check()
+                if self.store.count() == 0:
                     raise IndexMissingError(
-                        f"the index in {self.index_dir} is empty: add articles with `qabot index PATH...`",
+                        f"the index in {self.store.location} is empty: add articles with `qabot index PATH...`",
                         exit_code=2,
                     )
                 self._pipeline = self._build_pipeline()
@@ -316,5 +325,5 @@ class QAEngine:
 
     def examples(self, n: int = 3) -> list[str]:
         """Example questions about the indexed articles, for greetings and help texts."""
-        titles = list(dict.fromkeys(p.title for p in self.index.passages if p.title))[:n]
+        titles = self.store.titles(n)
         return [f"What does “{title}” report?" for title in titles]

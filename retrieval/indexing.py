@@ -1,14 +1,13 @@
-"""The index writer: articles → sentence passages → sentence embeddings, merged with the index on disk.
+"""The index writer: articles → sentence passages → sentence embeddings, handed to the passage store.
 
 Ids come from content, so re-indexing a file adds nothing and a changed file replaces its
-passages; one writer at a time holds the index folder's lock. A run that finds no passage to
-index writes nothing; a damaged index is reported, not updated (`--rebuild` replaces it).
+passages; one writer at a time holds the store's lock. A run that finds no passage to index
+writes nothing; a damaged index is reported, not updated (`--rebuild` replaces it). The same
+writer serves every backend (`retrieval/passage_store.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,16 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from haystack import Document
 
 from retrieval.documents import ArticleLoader, SkippedFile, document_for, iter_article_files
-from retrieval.errors import QabotError
+from retrieval.errors import InputError, QabotError
 from retrieval.files import display_path
-from retrieval.retrievers import build_bm25, passage_search_text
+from retrieval.passage_store import PassageStore, StoreUpdate
 from retrieval.settings import IndexSettings
 from retrieval.splitter import SentencePassageSplitter
-from retrieval.store import IndexData, IndexWriteError, PassageRecord, index_exists, load_index, save_index
+from retrieval.store import PassageRecord
 
 # progress(stage, done, total): front ends draw it; the engine never prints.
 Progress = Callable[[str, int, int], None]
@@ -115,16 +113,15 @@ def articles_from_documents(documents: Sequence[Document]) -> list[Document]:
 
 @dataclass(frozen=True)
 class IndexWriter:
-    """Adds articles to the index in `index_dir`: splits, embeds the sentences, merges and saves atomically.
+    """Adds articles to a passage store: splits, embeds the sentences, and hands the store the result.
 
     `document_embedder()` gives the sentence embedder (loaded only when there is something to
-    embed); `on_saved()` is called once a new index is live, before the folder's lock is released.
+    embed); `on_saved()` is called once the store has the new passages, before its lock is released.
     """
 
-    index_dir: Path
+    store: PassageStore
     settings: IndexSettings
-    embedding_id: str
-    embedding_model_path: Path
+    dimension: int
     document_embedder: Callable[[], Any]
     on_saved: Callable[[], None]
 
@@ -140,30 +137,35 @@ class IndexWriter:
         `expired(sources)` names sources to drop (retention).
         """
         started = time.perf_counter()
-        fresh = not self.index_dir.exists()
-        lock_file = self.index_dir / ".lock"
-        try:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(lock_file))
-            lock.acquire(timeout=0)
-        except Timeout as exc:
-            raise QabotError(
-                f"another qabot is indexing into {display_path(self.index_dir)}: wait for it to finish, then try again",
-                exit_code=3,
-            ) from exc
-        except OSError as exc:
-            raise IndexWriteError(self.index_dir, exc) from exc
-        try:
+        with self.store.writer_lock():
             report = self._write_locked(articles, rebuild, progress, origin, expired)
-        except NothingToIndexError:
-            if fresh:  # leave no empty index folder behind
-                lock.release()
-                with contextlib.suppress(OSError):
-                    lock_file.unlink(missing_ok=True)
-                    self.index_dir.rmdir()
-            raise
-        finally:
-            lock.release()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, sources: Sequence[str], progress: Progress) -> IndexReport:
+        """Delete the articles `sources` (as `qabot index` named them) and their passages."""
+        started = time.perf_counter()
+        with self.store.writer_lock():
+            table = self.store.sources()
+            # A file's source is its absolute path: `qabot remove seeds/a.txt` names it too.
+            named = {name: name if name in table else str(Path(name).expanduser().resolve()) for name in sources}
+            unknown = [name for name, source in named.items() if source not in table]
+            sources = list(named.values())
+            if unknown:
+                raise InputError(
+                    f"not in the index: {', '.join(unknown)} (see the sources with `qabot sources`)", exit_code=2
+                )
+            report = IndexReport(sources_dropped=len(set(sources)))
+            update = StoreUpdate(
+                passages=[],
+                passage_vectors=np.zeros((0, self.dimension), np.float32),
+                sentence_vectors=np.zeros((0, self.dimension), np.float32),
+                replaced=set(sources),
+                sources={key: value for key, value in table.items() if key not in set(sources)},
+            )
+            self.store.write(update, progress)
+            report.passages_total = self.store.count()
+            self.on_saved()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -176,13 +178,15 @@ class IndexWriter:
         expired: Expired | None,
     ) -> IndexReport:
         report = IndexReport()
-        old = None if rebuild or not index_exists(self.index_dir) else load_index(self.index_dir, self.embedding_id)
+        existing = not rebuild and self.store.exists()
+        if existing:
+            self.store.check()  # a damaged index, or one of another model, is reported, not updated
         splitter = SentencePassageSplitter(
             passage_words=self.settings.passage_words,
             overlap_sentences=self.settings.overlap_sentences,
             max_passages=self.settings.max_passages_per_file,
         )
-        sources: dict[str, dict[str, Any]] = dict(old.sources) if old else {}
+        sources: dict[str, dict[str, Any]] = self.store.sources() if existing else {}
         new_passages: list[Document] = []
         replaced: set[str] = set()
         for article in articles:
@@ -218,22 +222,18 @@ class IndexWriter:
         report.sources_dropped = len(dropped)
         replaced |= dropped
         new_passages = [p for p in new_passages if p.meta["source"] not in dropped]
-        if old is not None and not replaced:
-            report.passages_total = len(old)
+        if existing and not replaced:
+            report.passages_total = self.store.count()
             return report
         new_passages = list({p.id: p for p in new_passages}.values())
-        data = self._merge(old, new_passages, replaced, progress)
-        data.sources = sources
-        texts = [passage_search_text(p) for p in data.passages]
-        save_index(self.index_dir, data, write_extra=lambda folder: build_bm25(texts, folder / "bm25"))
+        self.store.write(self._update(new_passages, replaced, sources, rebuild, progress), progress)
         report.passages_added = len(new_passages)
-        report.passages_total = len(data.passages)
+        report.passages_total = self.store.count()
         self.on_saved()
         return report
 
     def _embed(self, embedder: Any, documents: list[Document], stage: str, progress: Progress) -> np.ndarray:
-        dimension = self._dimension()
-        vectors = np.zeros((len(documents), dimension), dtype=np.float32)
+        vectors = np.zeros((len(documents), self.dimension), dtype=np.float32)
         step = self.settings.batch_size * 4
         # Loading the model (and, the first time, exporting it to ONNX) takes a few seconds.
         progress("loading the model", 0, 1)
@@ -246,18 +246,16 @@ class IndexWriter:
             progress(stage, min(start + step, len(documents)), len(documents))
         return vectors
 
-    def _dimension(self) -> int:
-        config = json.loads((self.embedding_model_path / "config.json").read_text())
-        return int(config.get("hidden_size") or config.get("dim") or config["d_model"])
-
-    def _merge(
-        self, old: IndexData | None, new_passages: list[Document], replaced: set[str], progress: Progress
-    ) -> IndexData:
-        dimension = self._dimension()
-        data = IndexData.empty(self.embedding_id, dimension)
-        kept_rows = [] if old is None else [i for i, p in enumerate(old.passages) if p.source not in replaced]
-        records = [old.passages[i] for i in kept_rows] if old else []
-        records += [
+    def _update(
+        self,
+        new_passages: list[Document],
+        replaced: set[str],
+        sources: dict[str, dict[str, Any]],
+        rebuild: bool,
+        progress: Progress,
+    ) -> StoreUpdate:
+        """The new passages as records, with their sentences embedded and their passage vectors."""
+        records = [
             PassageRecord(
                 id=p.id,
                 content=p.content or "",
@@ -270,36 +268,19 @@ class IndexWriter:
             for p in new_passages
         ]
         sentence_docs = [
-            Document(content=(p.content or "")[start:end])
-            for p in new_passages
-            for start, end in p.meta["sentence_spans"]
+            Document(content=record.content[start:end]) for record in records for start, end in record.sentence_spans
         ]
-        new_sentence_vectors = (
+        sentence_vectors = (
             self._embed(self.document_embedder(), sentence_docs, "embedding sentences", progress)
             if sentence_docs
-            else np.zeros((0, dimension), np.float32)
+            else np.zeros((0, self.dimension), np.float32)
         )
-        new_passage_vectors = passage_vectors(
-            new_sentence_vectors, [len(p.meta["sentence_spans"]) for p in new_passages]
+        counts = [len(record.sentence_spans) for record in records]
+        return StoreUpdate(
+            passages=records,
+            passage_vectors=passage_vectors(sentence_vectors, counts).reshape(len(records), self.dimension),
+            sentence_vectors=sentence_vectors,
+            replaced=replaced,
+            sources=sources,
+            rebuild=rebuild,
         )
-        new_rows = np.repeat(
-            np.arange(len(new_passages), dtype=np.int32) + len(kept_rows),
-            [len(p.meta["sentence_spans"]) for p in new_passages],
-        ).astype(np.int32)
-        if old is not None and kept_rows:
-            kept = np.asarray(kept_rows)
-            remap = np.full(len(old.passages), -1, dtype=np.int32)
-            remap[kept] = np.arange(len(kept), dtype=np.int32)
-            sentence_keep = np.isin(old.sentence_rows, kept)
-            old_passage_vectors = np.asarray(old.passage_embeddings[kept])
-            old_sentence_vectors = np.asarray(old.sentence_embeddings[sentence_keep])
-            old_rows = remap[np.asarray(old.sentence_rows[sentence_keep])]
-        else:
-            old_passage_vectors = np.zeros((0, dimension), np.float32)
-            old_sentence_vectors = np.zeros((0, dimension), np.float32)
-            old_rows = np.zeros((0,), np.int32)
-        data.passages = records
-        data.passage_embeddings = np.vstack([old_passage_vectors, new_passage_vectors]).astype(np.float32)
-        data.sentence_embeddings = np.vstack([old_sentence_vectors, new_sentence_vectors]).astype(np.float32)
-        data.sentence_rows = np.concatenate([old_rows, new_rows]).astype(np.int32)
-        return data

@@ -12,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, Pipeline
-from haystack.components.joiners import DocumentJoiner
 
 from retrieval.answer import Answer, Passage, Turn
 from retrieval.answerers import ExtractiveAnswerer, SentenceReader
 from retrieval.followup import FollowUpContextualizer
 from retrieval.onnx_embedding import OnnxEmbedder, OnnxTextEmbedder
+from retrieval.passage_store import PassageStore
 from retrieval.rerank import SentenceEvidenceRanker
-from retrieval.retrievers import BM25PassageRetriever, DensePassageRetriever
 from retrieval.settings import Settings
-from retrieval.store import IndexData
 
 
 def clean_question(question: str) -> str:
@@ -36,37 +34,34 @@ def cleaned_turn(turn: Turn) -> Turn:
 
 
 def build_question_pipeline(
-    index: IndexData,
+    store: PassageStore,
     settings: Settings,
     embedder: Any,
     reader: Any,
     onnx: Callable[[], OnnxEmbedder],
     min_reader_score: float = 0.5,
 ) -> Pipeline:
-    """The pipeline over `index`. The sentence reader (on `onnx()`) picks the best sentences; with a
+    """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
     retrieval, answers = settings.retrieval, settings.answer
-    bm25 = BM25PassageRetriever(index, top_k=retrieval.candidates)
     pipeline = Pipeline()
     pipeline.add_component("followup", FollowUpContextualizer())
     pipeline.add_component("embedder", embedder)
-    pipeline.add_component("bm25", bm25)
-    pipeline.add_component("dense", DensePassageRetriever(index, top_k=retrieval.candidates))
-    pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=2 * retrieval.top_k))
+    ports = store.add_retrieval(pipeline, candidates=retrieval.candidates, top_k=retrieval.top_k)
     ranker = SentenceEvidenceRanker(
-        index, bm25, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
+        store.lexicon, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
     )
     pipeline.add_component("ranker", ranker)
     pipeline.connect("followup.search_query", "embedder.text")
-    pipeline.connect("followup.search_query", "bm25.query")
+    for socket in ports.query_inputs:
+        pipeline.connect("followup.search_query", socket)
+    for socket in ports.embedding_inputs:
+        pipeline.connect("embedder.embedding", socket)
     pipeline.connect("followup.question", "ranker.question")
     pipeline.connect("followup.context", "ranker.context")
-    pipeline.connect("embedder.embedding", "dense.query_embedding")
     pipeline.connect("embedder.embedding", "ranker.query_embedding")
-    pipeline.connect("bm25.documents", "joiner.documents")
-    pipeline.connect("dense.documents", "joiner.documents")
-    pipeline.connect("joiner.documents", "ranker.documents")
-    sentences = SentenceReader(index, onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score)
+    pipeline.connect(ports.output, "ranker.documents")
+    sentences = SentenceReader(onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score)
     answerer: Any = sentences
     if reader is not None:
         answerer = ExtractiveAnswerer(reader, sentences, windows=answers.reader_windows, min_score=min_reader_score)

@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from retrieval.retrievers import BM25PassageRetriever
-from retrieval.store import IndexData
+from retrieval.passage_store import Lexicon
 
 
 @component
@@ -25,20 +24,18 @@ class SentenceEvidenceRanker:
     `sentence_score` is in 0..1: (cosine + lexical_weight * term overlap) / (1 + lexical_weight).
     The top `top_k` passages are returned, passages of a source not yet listed first, so that five
     passages show five places rather than five slices of one. Near ties go to the newer article
-    (`newest_first_among_ties`).
+    (`newest_first_among_ties`). `lexicon()` gives the store's `Lexicon` (None: cosines only).
     """
 
     def __init__(
         self,
-        index: IndexData,
-        lexicon: BM25PassageRetriever,
+        lexicon: Any = None,
         embedder: Any = None,
         top_k: int = 5,
         lexical_weight: float = 0.5,
         prior_weight: float = 0.5,
         recency_margin: float = 0.0,
     ) -> None:
-        self.index = index
         self.lexicon = lexicon
         self.embedder = embedder
         self.top_k = top_k
@@ -58,25 +55,21 @@ class SentenceEvidenceRanker:
         """Score `documents` for `question`; `context` (an earlier question) counts half in term overlap."""
         if not documents:
             return {"documents": []}
-        self.lexicon.warm_up()
-        lexical = self.lexicon.lexical
+        lexical: Lexicon | None = self.lexicon() if self.lexicon is not None else None
         vector = self._query_vector(query_embedding, question, context)
-        starts = self.index.sentence_starts
-        own, earlier = (set(t) - {0} for t in lexical.token_ids([question, context])) if lexical else (set(), set())
+        own, earlier = lexical.terms([question, context]) if lexical else (set(), set())
         earlier -= own
         question_weight = lexical.idf(own) + 0.5 * lexical.idf(earlier) if lexical else 0.0
         scored = []
         for document in documents:
-            row = document.meta["row"]
-            first, last = int(starts[row]), int(starts[row + 1])
-            spans = self.index.passages[row].sentence_spans
-            cosines = self.index.sentence_embeddings[first:last] @ vector
+            spans = document.meta["sentence_spans"]
+            cosines = np.asarray(document.meta["sentence_vectors"], dtype=np.float32) @ vector
             overlaps = np.zeros(len(spans), dtype=np.float32)
             if question_weight > 0 and lexical is not None:
                 content = document.content or ""
-                terms = lexical.token_ids([content[a:b] for a, b in spans])
+                terms = lexical.terms([content[a:b] for a, b in spans])
                 overlaps = np.array(
-                    [(lexical.idf(own & set(t)) + 0.5 * lexical.idf(earlier & set(t))) / question_weight for t in terms]
+                    [(lexical.idf(own & t) + 0.5 * lexical.idf(earlier & t)) / question_weight for t in terms]
                 )
             scores = (cosines + self.lexical_weight * overlaps) / (1.0 + self.lexical_weight)
             best = int(np.argmax(scores))

@@ -5,6 +5,7 @@ Both return Haystack Documents, so Haystack's DocumentJoiner fuses them (recipro
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,15 @@ import numpy as np
 import Stemmer
 from haystack import Document, component
 
+from retrieval.passage_store import passage_document
 from retrieval.store import REBUILD_HINT, IndexDamagedError, IndexData, PassageRecord
 
 # bm25s logs each index build at DEBUG level on its own logger.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
+# bm25s writes its vocabulary with orjson whenever orjson is installed (pymilvus installs it), and
+# orjson refuses the integer keys bm25s itself puts there: keep bm25s on the standard json module.
+bm25s.utils.json_functions.dumps = bm25s.utils.json_functions.dumps_with_builtin
+bm25s.utils.json_functions.loads = json.loads
 
 
 def _stemmer() -> Stemmer.Stemmer:
@@ -57,12 +63,11 @@ def build_bm25(texts: list[str], folder: Path) -> None:
     tokenizer.save_vocab(str(folder))
 
 
-def passage_document(index: IndexData, row: int, score: float) -> Document:
-    passage = index.passages[row]
-    meta = {"title": passage.title, "source": passage.source, "row": row}
-    if passage.published or passage.url:
-        meta.update(published=passage.published, url=passage.url)
-    return Document(id=passage.id, content=passage.content, meta=meta, score=score)
+def row_document(index: IndexData, row: int, score: float) -> Document:
+    """Passage `row` of the index, with its sentences' vectors (a view of the memory-mapped array)."""
+    starts = index.sentence_starts
+    vectors = index.sentence_embeddings[int(starts[row]) : int(starts[row + 1])]
+    return passage_document(index.passages[row], vectors, score)
 
 
 class LexicalIndex:
@@ -85,6 +90,10 @@ class LexicalIndex:
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Stemmed, stop-word-free term ids of each text (terms unknown to the index are dropped)."""
         return self.tokenizer.tokenize(texts, update_vocab=False, show_progress=False)
+
+    def terms(self, texts: list[str]) -> list[set[int]]:
+        """Each text's known terms, as term ids."""
+        return [set(ids) - {0} for ids in self.token_ids(texts)]
 
     def idf(self, token_ids: set[int]) -> float:
         """The summed inverse document frequency of these terms."""
@@ -120,7 +129,7 @@ class BM25PassageRetriever:
         k = min(top_k or self.top_k, len(self.index))
         rows, scores = self.lexical.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         found = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if s > 0]
-        return {"documents": [passage_document(self.index, row, score) for row, score in found]}
+        return {"documents": [row_document(self.index, row, score) for row, score in found]}
 
 
 @component
@@ -139,7 +148,7 @@ class DensePassageRetriever:
             return {"documents": []}
         scores = matrix @ np.asarray(query_embedding, dtype=np.float32)
         rows = top_rows(scores, top_k or self.top_k)
-        return {"documents": [passage_document(self.index, int(r), float(scores[r])) for r in rows]}
+        return {"documents": [row_document(self.index, int(r), float(scores[r])) for r in rows]}
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:

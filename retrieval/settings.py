@@ -108,6 +108,21 @@ class RetrievalSettings(_Section):
     recency_margin: float = Field(default=0.02, ge=0.0, le=1.0)
 
 
+class StoreSettings(_Section):
+    """Where passages live: the embedded index folder (default) or a Milvus collection."""
+
+    backend: Literal["embedded", "milvus"] = "embedded"
+    # A Milvus Lite path ending in .db on this machine, or http(s)://host:19530 for a Milvus server or cluster;
+    # empty means <data.dir>/milvus.db.
+    uri: str = ""
+    collection: str = Field(default="qabot", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    # BM25's text analyzer inside Milvus: Milvus Lite has "standard", a Milvus server also "english".
+    analyzer: Literal["standard", "english"] = "standard"
+    # The token (or "user:password") comes from $MILVUS_TOKEN, else from this file; never logged.
+    token_file: Path | None = None
+    timeout: float = Field(default=10.0, gt=0, le=600)
+
+
 class AnswerSettings(_Section):
     # None: the reader model's own calibrated values (its calibration.json), else Haystack's defaults.
     min_reader_score: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -173,6 +188,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
@@ -191,6 +207,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.index.dir if self.index.dir is not None else self.data.dir / "index"
+
+    @property
+    def store_uri(self) -> str:
+        return self.store.uri or str(self.data.dir / "milvus.db")
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -14,8 +14,8 @@ import pytest
 import bot.telegram.app
 from bot.cli import main
 from bot.telegram.app import build_application
-from bot.telegram.secrets import REDACTED
 from retrieval.errors import QabotError
+from retrieval.secrets import REDACTED
 from tests.conftest import MISSING_READER, SEED_ARTICLE, make_settings
 from tests.telegram_standin import BotThread, WatchedEngine, running_bot
 

@@ -10,6 +10,7 @@ from retrieval.answerers import SentenceReader
 from retrieval.engine import QAEngine
 from retrieval.models import resolve_model
 from retrieval.onnx_embedding import OnnxEmbedder
+from retrieval.retrievers import row_document
 from tests.conftest import make_settings
 
 PASSAGE = "President Donald Trump declared the talks “dead” in September. Nobody expected that."
@@ -92,12 +93,12 @@ class CountingEncoder:
 
 
 def _documents(engine: QAEngine) -> list[Document]:
-    return [Document(id=p.id, content=p.content, meta={"row": row}) for row, p in enumerate(engine.index.passages)]
+    return [row_document(engine.index, row, 0.0) for row in range(len(engine.index))]
 
 
 def test_passages_read_once_are_taken_from_the_cache(seed_engine):
     encoder = CountingEncoder(seed_engine._onnx)
-    reader = SentenceReader(seed_engine.index, encoder, passages=2)  # type: ignore[arg-type]
+    reader = SentenceReader(encoder, passages=2)  # type: ignore[arg-type]
     documents = _documents(seed_engine)[:2]
     first = reader.run(query="Who declared the talks dead?", documents=documents)["answer"]
     passages_read = [text for text in encoder.read if text in {d.content for d in documents}]
@@ -109,7 +110,7 @@ def test_passages_read_once_are_taken_from_the_cache(seed_engine):
 
 def test_the_cache_keeps_only_the_most_recent_passages(seed_engine):
     encoder = CountingEncoder(seed_engine._onnx)
-    reader = SentenceReader(seed_engine.index, encoder, passages=2, cache=1)  # type: ignore[arg-type]
+    reader = SentenceReader(encoder, passages=2, cache=1)  # type: ignore[arg-type]
     documents = _documents(seed_engine)[:2]
     reader.run(query="Who declared the talks dead?", documents=documents)
     assert len(reader._readings) == 1
@@ -125,7 +126,7 @@ def _ranked(document: Document, score: float, source: str, best: int = 0) -> Doc
 
 
 def test_a_second_passage_is_read_only_when_nearly_as_good_and_not_a_copy(seed_engine):
-    reader = SentenceReader(seed_engine.index, seed_engine._onnx, passages=3, margin=0.05)
+    reader = SentenceReader(seed_engine._onnx, passages=3, margin=0.05)
     first, second, third = _documents(seed_engine)[:3]
     near = [_ranked(first, 0.8, "a"), _ranked(second, 0.78, "a"), _ranked(third, 0.6, "a")]
     assert [d.id for d in reader._worth_reading(near)] == [first.id, second.id]
@@ -135,7 +136,7 @@ def test_a_second_passage_is_read_only_when_nearly_as_good_and_not_a_copy(seed_e
 
 def test_only_the_sentences_around_the_best_one_are_read(seed_engine):
     encoder = CountingEncoder(seed_engine._onnx)
-    reader = SentenceReader(seed_engine.index, encoder, passages=1, window=(1, 1))  # type: ignore[arg-type]
+    reader = SentenceReader(encoder, passages=1, window=(1, 1))  # type: ignore[arg-type]
     (document,) = _documents(seed_engine)[:1]
     spans = seed_engine.index.passages[0].sentence_spans
     assert len(spans) >= 4
@@ -146,13 +147,13 @@ def test_only_the_sentences_around_the_best_one_are_read(seed_engine):
 
 
 def test_a_question_without_content_words_is_still_read(seed_engine):
-    reader = SentenceReader(seed_engine.index, seed_engine._onnx, min_score=0.0)
+    reader = SentenceReader(seed_engine._onnx, min_score=0.0)
     answer = reader.run(query="Why?", documents=_documents(seed_engine)[:2])["answer"]
     assert answer is not None and answer.meta["kind"] == "sentence"
 
 
 def test_no_passages_give_no_answer(seed_engine):
-    reader = SentenceReader(seed_engine.index, seed_engine._onnx)
+    reader = SentenceReader(seed_engine._onnx)
     assert reader.run(query="Who declared the talks dead?", documents=[])["answer"] is None
 
 

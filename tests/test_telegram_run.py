@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.telegram.app import Webhook, build_application
-from bot.telegram.secrets import TokenRedactionFilter, read_token
 from retrieval.errors import QabotError
+from retrieval.secrets import TokenRedactionFilter, read_token
 from tests.conftest import QABOT, make_settings, qabot_bot_env, running_qabot_bot
 from tests.telegram_standin import (
     BotApiStandIn,

@@ -25,10 +25,10 @@ from bot.telegram.access import PerChatOrder
 from bot.telegram.feedback import FeedbackLog, feedback_path
 from bot.telegram.handlers import QuestionAnswerer, TelegramFrontEnd
 from bot.telegram.refresh import schedule_feed_refresh
-from bot.telegram.secrets import TOKEN_ENV, read_token, redact_in_logs
 from bot.telegram.updates import MalformedUpdates, UpdateReader
 from bot.telegram.webhook import MAX_CONNECTIONS, Webhook, WebhookServer
 from retrieval.errors import QabotError
+from retrieval.secrets import TOKEN_ENV, read_token, redact_in_logs
 from retrieval.settings import Settings
 
 logger = logging.getLogger(__name__)

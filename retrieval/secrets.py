@@ -1,4 +1,4 @@
-"""The bot token: read from the environment or a file, and cut out of every log record."""
+"""Secrets (the bot token, the Milvus token): read from the environment or a file, cut out of every log record."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import stat
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,30 +21,39 @@ REDACTED = "[REDACTED]"
 
 
 def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
-    """The bot token from $TELEGRAM_BOT_TOKEN, else from `telegram.token_file`.
-
-    Warns when the token file is readable by other users; raises QabotError (exit 2) when no
-    token is set. Error messages name where the token should be, never the token itself.
-    """
-    token = environ.get(TOKEN_ENV, "").strip()
-    if token:
-        redact_in_logs(token)
-        return token
-    path = settings.telegram.token_file
-    if path is None:
-        raise QabotError(f"no Telegram bot token: set {TOKEN_ENV} (or telegram.token_file in the config)", exit_code=2)
-    try:
-        mode = path.stat().st_mode
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise QabotError(f"cannot read the Telegram token file {path}: {reason}", exit_code=2) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning("The token file %s is accessible by other users; restrict it with: chmod 600 %s", path, path)
+    """The bot token from $TELEGRAM_BOT_TOKEN, else from `telegram.token_file`; QabotError (exit 2) when unset."""
+    token = read_secret(TOKEN_ENV, settings.telegram.token_file, "Telegram token", "telegram.token_file", environ)
     if not token:
-        raise QabotError(f"the Telegram token file {path} is empty; set {TOKEN_ENV} or fill it", exit_code=2)
-    redact_in_logs(token)
+        raise QabotError(f"no Telegram bot token: set {TOKEN_ENV} (or telegram.token_file in the config)", exit_code=2)
     return token
+
+
+def read_secret(
+    variable: str, path: Path | None, what: str, setting: str, environ: Mapping[str, str] = os.environ
+) -> str:
+    """A secret from $`variable`, else from the file `path` ("" when neither is set).
+
+    Warns when the file is readable by other users; raises QabotError (exit 2) when it cannot be
+    read or is empty. Messages name where the secret should be, never the secret itself; once
+    read, it is cut out of every log record.
+    """
+    secret = environ.get(variable, "").strip()
+    if not secret and path is not None:
+        try:
+            mode = path.stat().st_mode
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise QabotError(f"cannot read the {what} file {path} ({setting}): {reason}", exit_code=2) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            logger.warning(
+                "The %s file %s is accessible by other users; restrict it with: chmod 600 %s", what, path, path
+            )
+        if not secret:
+            raise QabotError(f"the {what} file {path} is empty; set {variable} or fill it", exit_code=2)
+    if secret:
+        redact_in_logs(secret)
+    return secret
 
 
 class TokenRedactionFilter(logging.Filter):

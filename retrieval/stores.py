@@ -1,0 +1,52 @@
+"""Opening the configured passage store (`store.backend`): the embedded index folder or Milvus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from retrieval.embedded_store import EmbeddedStore
+from retrieval.passage_store import PassageStore, StoreUpdate
+from retrieval.settings import Settings
+
+
+def open_store(settings: Settings, embedding_id: str, dimension: int) -> PassageStore:
+    """The store `settings` name; Milvus's client is imported only when it is the one configured."""
+    if settings.store.backend == "milvus":
+        from retrieval.milvus_store import MilvusStore
+        from retrieval.secrets import read_secret
+
+        token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
+        return MilvusStore(settings, embedding_id, dimension, token=token)
+    return EmbeddedStore(settings.index_dir, embedding_id, dimension)
+
+
+def copy_embedded_to_milvus(
+    settings: Settings, embedding_id: str, dimension: int, progress: Callable[[str, int, int], None], batch: int = 2000
+) -> int:
+    """Copy the embedded index (`index.dir`) into the configured Milvus collection, replacing what is
+    there, with the vectors as they are (nothing is embedded again). Returns the passages copied."""
+    from retrieval.milvus_store import MilvusStore
+    from retrieval.secrets import read_secret
+
+    source = EmbeddedStore(settings.index_dir, embedding_id, dimension)
+    data = source.data
+    token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
+    target = MilvusStore(settings, embedding_id, dimension, token=token)
+    starts = data.sentence_starts
+    total = len(data)
+    with target.writer_lock():
+        for first in range(0, max(total, 1), batch):
+            last = min(first + batch, total)
+            update = StoreUpdate(
+                passages=data.passages[first:last],
+                passage_vectors=np.asarray(data.passage_embeddings[first:last]),
+                sentence_vectors=np.asarray(data.sentence_embeddings[int(starts[first]) : int(starts[last])]),
+                replaced=set(),
+                sources=data.sources,
+                rebuild=first == 0,
+            )
+            target.write(update, lambda stage, done, of: None)
+            progress("copying to Milvus", last, total)
+    return total
