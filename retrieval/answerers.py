@@ -24,7 +24,7 @@ _QUESTION_WORDS = frozenset({"who", "whom", "whose", "what", "which", "when", "w
 
 def evidence_sentence(passage: Document, start: int, end: int) -> tuple[str, int]:
     """The sentence of `passage` holding characters start..end, and that sentence's offset."""
-    content, spans = passage.content or "", passage.meta["sentence_spans"]
+    content, spans = passage.content or "", passage.meta["sentences"].spans
     for s_start, s_end in spans:
         if s_start <= start < s_end:
             if end > s_end:  # the span crosses a sentence boundary: show both sentences
@@ -110,7 +110,7 @@ class SentenceReader:
         readings = self._read(documents, windows)
         scores = []
         for document, (first, last), tokens in zip(documents, windows, readings, strict=True):
-            spans = document.meta["sentence_spans"]
+            spans = document.meta["sentences"].spans
             similarity = tokens.vectors @ question_vectors.T  # (tokens read, question tokens)
             offset = spans[first][0] if first < len(spans) else 0
             starts = tokens.offsets[:, 0] + offset  # token offsets are relative to the window read
@@ -126,7 +126,7 @@ class SentenceReader:
 
     def _window(self, document: Document) -> tuple[int, int]:
         """The sentences to read: around the ranker's best sentence, or all of them."""
-        count = len(document.meta["sentence_spans"])
+        count = len(document.meta["sentences"].spans)
         best = document.meta.get("best_sentence")
         if best is None:
             return 0, count
@@ -155,7 +155,7 @@ class SentenceReader:
         return chosen
 
     def _window_text(self, document: Document, window: tuple[int, int]) -> str:
-        spans = document.meta["sentence_spans"]
+        spans = document.meta["sentences"].spans
         first, last = window
         return (document.content or "")[spans[first][0] : spans[last - 1][1]] if first < last else ""
 
@@ -199,7 +199,7 @@ class SentenceReader:
 
     def window_of(self, document: Document, sentence: int, around: tuple[int, int]) -> tuple[str, int]:
         """The text of `around` sentences before and after `sentence` of `document`, and its offset."""
-        spans = document.meta["sentence_spans"]
+        spans = document.meta["sentences"].spans
         first, last = max(0, sentence - around[0]), min(len(spans), sentence + around[1] + 1)
         return self._window_text(document, (first, last)), spans[first][0]
 
@@ -218,7 +218,7 @@ class SentenceReader:
         if not choices or choices[0][0] < self.min_score:
             return {"answer": None}
         score, document, k = choices[0]
-        start, end = document.meta["sentence_spans"][k]
+        start, end = document.meta["sentences"].spans[k]
         sentence = (document.content or "")[start:end]
         return {
             "answer": ExtractedAnswer(

@@ -19,3 +19,14 @@ class IndexMissingError(QabotError):
 
 class InputError(QabotError):
     """A question or path the engine cannot use."""
+
+
+class ServiceUnavailableError(QabotError):
+    """A service qabot depends on (the Milvus store) cannot be reached or failed; for the operator to fix.
+
+    Front ends that serve other people (the Telegram bot) log the message and apologise instead of
+    showing it; the next question tries again.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=2)

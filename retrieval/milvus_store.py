@@ -22,6 +22,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import re
 import threading
 import time
 from collections import Counter
@@ -29,11 +31,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import bm25s
 import numpy as np
 from haystack import Document, component
 
-from retrieval.errors import IndexMissingError, QabotError
+from retrieval.errors import IndexMissingError, QabotError, ServiceUnavailableError
 from retrieval.passage_store import StoreUpdate, passage_document
 from retrieval.retrievers import STOPWORDS, _stemmer, passage_search_text
 from retrieval.settings import Settings
@@ -44,7 +45,9 @@ logger = logging.getLogger(__name__)
 
 def _quiet_pymilvus() -> None:
     """pymilvus prints warnings and retries to stderr through its own handlers, set up when it is
-    imported; failures reach the user as one line from here instead."""
+    imported, and gRPC's C core logs connection events there; failures reach the user as one line
+    from here instead."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # read when gRPC is first imported
     import pymilvus  # noqa: F401 - its import configures the loggers silenced here
 
     for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
@@ -65,11 +68,8 @@ _HEADER = "qabot.header"  # a collection property: format, embedding model and d
 _DUMMY = "dummy"  # the small tables have a 2-d zero vector: Milvus collections need a vector field
 
 
-class StoreUnavailableError(QabotError):
+class StoreUnavailableError(ServiceUnavailableError):
     """Milvus cannot be reached or refused the request; the message names `store.uri`, never the token."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, exit_code=2)
 
 
 def pack_vectors(vectors: np.ndarray) -> str:
@@ -105,17 +105,32 @@ def _search_text(passage: PassageRecord) -> str:
 
 
 class _Terms:
-    """Stemmed, stop-word-free terms, as the embedded backend's BM25 tokenizer makes them."""
+    """Stemmed, stop-word-free terms, exactly as the embedded backend's BM25 tokenizer (bm25s's
+    defaults: lower case, words of two or more characters, stop words out, then the stemmer)."""
+
+    _WORDS = re.compile(r"(?u)\b\w\w+\b")
 
     def __init__(self) -> None:
-        self._stemmer = _stemmer()
-        self._stopwords = sorted(STOPWORDS)
+        self._stem = _stemmer().stemWord
+        self._stopwords = STOPWORDS
+        self._stems: dict[str, str] = {}
 
     def __call__(self, texts: list[str]) -> list[set[str]]:
-        tokens = bm25s.tokenize(
-            texts, stopwords=self._stopwords, stemmer=self._stemmer, return_ids=False, show_progress=False
-        )
-        return [set(t) for t in tokens]
+        stems = self._stems
+        out = []
+        for text in texts:
+            terms = set()
+            for word in self._WORDS.findall(text.lower()):
+                if word in self._stopwords:
+                    continue
+                stem = stems.get(word)
+                if stem is None:
+                    stem = stems[word] = self._stem(word)
+                    if len(stems) > 200_000:
+                        stems.clear()
+                terms.add(stem)
+            out.append(terms)
+        return out
 
 
 class MilvusLexicon:
@@ -237,7 +252,9 @@ class MilvusStore:
         _quiet_pymilvus()
         if self._is_local:
             Path(self.uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict[str, Any] = {"uri": self.uri, "timeout": self.settings.timeout}
+        # A connection of its own: pymilvus shares one per address by default, and close() keeps it, so a
+        # client made again after Milvus was lost would reuse a channel still waiting out gRPC's backoff.
+        kwargs: dict[str, Any] = {"uri": self.uri, "timeout": self.settings.timeout, "dedicated": True}
         if self._token:
             kwargs["token"] = self._token
         return MilvusClient(**kwargs)
@@ -485,7 +502,8 @@ class MilvusStore:
         rows: list[dict[str, Any]] = []
         names = sorted(sources)
         for start in range(0, len(names), 100):
-            where = f"source in {json.dumps(names[start : start + 100])}"
+            # Milvus's expressions take UTF-8 text but no \uXXXX escapes (Milvus Lite rejects them).
+            where = f"source in {json.dumps(names[start : start + 100], ensure_ascii=False)}"
             rows += self._query_all(self.collection, where, ["id", "text"])
         return rows
 

@@ -62,8 +62,8 @@ class SentenceEvidenceRanker:
         question_weight = lexical.idf(own) + 0.5 * lexical.idf(earlier) if lexical else 0.0
         scored = []
         for document in documents:
-            spans = document.meta["sentence_spans"]
-            cosines = np.asarray(document.meta["sentence_vectors"], dtype=np.float32) @ vector
+            spans = document.meta["sentences"].spans
+            cosines = np.asarray(document.meta["sentences"].vectors, dtype=np.float32) @ vector
             overlaps = np.zeros(len(spans), dtype=np.float32)
             if question_weight > 0 and lexical is not None:
                 content = document.content or ""

@@ -232,6 +232,7 @@ _PATH_KEYS = (
     ("models", "cache_dir"),
     ("models", "onnx_dir"),
     ("telegram", "token_file"),
+    ("store", "token_file"),
 )
 
 

@@ -26,7 +26,7 @@ def eval_command(
 ) -> dict[str, Any]:
     """`qabot eval`: load the questions, index the corpus, ask every question, print and write the results.
 
-    The corpus, indexed into `settings.index_dir`, is `corpus` when given, else the question set's own
+    The corpus, indexed into the configured store, is `corpus` when given, else the question set's own
     paragraphs (SQuAD, or JSONL contexts); otherwise the index is used as it is (filled from the
     configured `index.corpus` when empty, as `qabot chat` does). Raises QuestionSetError (exit code 2)
     for an unreadable question set.
@@ -35,7 +35,7 @@ def eval_command(
 
     question_set = load_question_set(questions)
     engine = QAEngine(settings)
-    where = f"into {settings.index_dir}"
+    where = f"into {engine.store.location}"
     if corpus:
         with console.status(f"Indexing {', '.join(map(str, corpus))} {where}"):
             engine.index_paths(list(corpus))

@@ -23,7 +23,7 @@ from bot.telegram.access import RateLimit, allowed
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, feedback_keyboard
 from bot.telegram.format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
 from retrieval.answer import Answer, Turn
-from retrieval.errors import QabotError
+from retrieval.errors import QabotError, ServiceUnavailableError
 from retrieval.settings import TelegramSettings
 
 logger = logging.getLogger(__name__)
@@ -200,6 +200,10 @@ class TelegramFrontEnd:
         try:
             async with _typing(message):
                 answer = await asyncio.to_thread(self.engine.ask, question, tuple(history))
+        except ServiceUnavailableError as exc:  # the operator's to fix (Milvus down): the asker gets an apology
+            logger.error("Could not answer update %s: %s", update.update_id, exc)
+            await message.reply_html(plain(APOLOGY))
+            return
         except QabotError as exc:
             await message.reply_html(plain(str(exc)))
             return
