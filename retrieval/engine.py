@@ -262,7 +262,7 @@ class QAEngine:
         """Article URLs and feeds: `web.index_urls(urls)`, `web.refresh()`, `web.feeds` (the feed list)."""
         return WebIndexer(
             self.settings,
-            self.index_dir,
+            lambda: self.store.sources(),
             lambda articles, progress, expired: self._writer().write(articles, False, progress, expired=expired),
         )
 

@@ -27,7 +27,6 @@ from retrieval.errors import IndexMissingError, InputError
 from retrieval.fetch import FetchError, FetchLimits, SafeFetcher
 from retrieval.indexing import Expired, IndexReport, NothingToIndexError, Progress, no_progress
 from retrieval.settings import Settings
-from retrieval.store import read_manifest
 from retrieval.web import FeedEntry, article_from_page, feed_entries, is_url
 
 # Pages fetched at once: a web server's latency, not the CPU, is what a refresh waits for.
@@ -136,9 +135,16 @@ class FeedList:
 class WebIndexer:
     """Fetches article URLs and feed entries safely and hands the articles to the index writer."""
 
-    def __init__(self, settings: Settings, index_dir: Path, write: Write, fetcher: SafeFetcher | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Callable[[], dict[str, Any]],
+        write: Write,
+        fetcher: SafeFetcher | None = None,
+    ) -> None:
+        """`sources()` gives the passage store's source table; `write` hands articles to the index writer."""
         self.settings = settings
-        self.index_dir = index_dir
+        self.sources = sources
         self.write = write
         self.fetcher = fetcher or SafeFetcher(fetch_limits(settings))
         self.feeds = FeedList(settings)
@@ -147,7 +153,7 @@ class WebIndexer:
 
     def _indexed_sources(self) -> dict[str, Any]:
         try:
-            return dict(read_manifest(self.index_dir).get("sources", {}))
+            return dict(self.sources())
         except IndexMissingError:
             return {}
 

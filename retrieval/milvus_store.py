@@ -334,7 +334,7 @@ class MilvusStore:
 
     def _load(self, client: Any) -> None:
         """Load the collections for search (Milvus Lite releases them when the process ends)."""
-        for name in (self.collection, self.sources_collection, self.terms):
+        for name in self._names():
             if not client.has_collection(name):
                 raise IndexMissingError(f"{self.location} lacks its collection {name}: {_REBUILD}", exit_code=2)
             client.load_collection(name)
@@ -469,7 +469,7 @@ class MilvusStore:
 
     def _drop(self, client: Any) -> None:
         self._loaded = self._checked = False
-        for name in (self.collection, self.sources_collection, self.terms):
+        for name in self._names():
             if client.has_collection(name):
                 client.drop_collection(name)
 
@@ -492,11 +492,17 @@ class MilvusStore:
         for start in range(0, len(removed), _BATCH):
             ids = [row["id"] for row in removed[start : start + _BATCH]]
             self.call(lambda client, ids=ids: client.delete(self.collection, ids=ids), "deleting passages")
-        self._insert(update, progress)
+        self._insert(update, kept_ids, progress)
         self._update_terms(term_delta)
         self._update_sources(update.sources)
+        # Seal what was written: Milvus Lite searches unsealed rows one by one (3.6 s against 40 ms
+        # a question at 2,000 passages); a server flushes on its own schedule, and this is cheap.
+        self.call(lambda client: [client.flush(name) for name in self._names()], "flushing")
         with self._lock:
             self._lexicon = None
+
+    def _names(self) -> tuple[str, str, str]:
+        return (self.collection, self.sources_collection, self.terms)
 
     def _passages_of(self, sources: set[str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -507,7 +513,8 @@ class MilvusStore:
             rows += self._query_all(self.collection, where, ["id", "text"])
         return rows
 
-    def _insert(self, update: StoreUpdate, progress: Callable[[str, int, int], None]) -> None:
+    def _insert(self, update: StoreUpdate, kept: set[str], progress: Callable[[str, int, int], None]) -> None:
+        """New passages are inserted; those whose id is already stored (`kept`) are upserted."""
         starts = np.cumsum([0, *[len(p.sentence_spans) for p in update.passages]])
         rows = []
         for i, passage in enumerate(update.passages):
@@ -531,7 +538,12 @@ class MilvusStore:
         progress("writing to Milvus", 0, len(rows))
         for start in range(0, len(rows), _BATCH):
             batch = rows[start : start + _BATCH]
-            self.call(lambda client, batch=batch: client.upsert(self.collection, batch), "writing passages")
+            new = [row for row in batch if row["id"] not in kept]
+            old = [row for row in batch if row["id"] in kept]
+            if new:
+                self.call(lambda client, new=new: client.insert(self.collection, new), "writing passages")
+            if old:
+                self.call(lambda client, old=old: client.upsert(self.collection, old), "writing passages")
             progress("writing to Milvus", min(start + _BATCH, len(rows)), len(rows))
 
     def _update_terms(self, delta: Counter[str]) -> None:
