@@ -50,8 +50,8 @@ def _quiet_pymilvus() -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # read when gRPC is first imported
     import pymilvus  # noqa: F401 - its import configures the loggers silenced here
 
-    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.bulk_writer", "milvus_lite"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 FORMAT = 1
@@ -189,6 +189,7 @@ class MilvusPassageRetriever:
                     data=[query], anns_field="sparse", param={"metric_type": "BM25"}, limit=self.candidates
                 )
             )
+        self.store.ensure_loaded()
         hits = self.store.call(
             lambda client: client.hybrid_search(
                 self.store.collection,
@@ -265,7 +266,15 @@ class MilvusStore:
             if self._client is None:
                 try:
                     self._client = self._connect()
+                except QabotError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - pymilvus raises several kinds
+                    if self._is_local:  # Milvus Lite opens its folder in one process only
+                        raise StoreUnavailableError(
+                            f"cannot open Milvus Lite at store.uri = {self.uri} ({self._describe(exc)}): another "
+                            "process may have it open; to share it, run `milvus-lite server --data-dir PATH` and "
+                            "set store.uri to its http:// address"
+                        ) from None
                     raise StoreUnavailableError(
                         f"cannot reach Milvus at store.uri = {self.uri} ({self._describe(exc)}): start it, "
                         "or set store.uri (QABOT_STORE_URI) to a Milvus Lite path ending in .db or a running server"
@@ -284,6 +293,7 @@ class MilvusStore:
                     with contextlib.suppress(Exception):
                         self._client.close()
                 self._client = None
+                self._loaded = False  # a Milvus that restarted meanwhile has released the collections
             raise StoreUnavailableError(
                 f"Milvus at store.uri = {self.uri} failed while {doing}: {self._describe(exc)}"
             ) from None
@@ -303,14 +313,18 @@ class MilvusStore:
         info = self.call(describe, "opening the collection")
         if info is None:
             return None
-        if not self._loaded:
-            self.call(self._load, "loading the collections")
-            self._loaded = True
+        self.ensure_loaded()
         try:
             header = json.loads((info.get("properties") or {}).get(_HEADER) or "{}")
         except ValueError:
             header = {}
         return header if isinstance(header, dict) else {}
+
+    def ensure_loaded(self) -> None:
+        """Load the collections for search: once, and again after a failed call."""
+        if not self._loaded:
+            self.call(self._load, "loading the collections")
+            self._loaded = True
 
     def exists(self) -> bool:
         return self._header() is not None

@@ -122,6 +122,14 @@ class StoreSettings(_Section):
     token_file: Path | None = None
     timeout: float = Field(default=10.0, gt=0, le=600)
 
+    @field_validator("uri")
+    @classmethod
+    def _milvus_uri(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (value.endswith(".db") or value.startswith(("http://", "https://", "tcp://", "unix:"))):
+            raise ValueError("must be a Milvus Lite path ending in .db, or http(s)://host:port of a Milvus server")
+        return value
+
 
 class AnswerSettings(_Section):
     # None: the reader model's own calibrated values (its calibration.json), else Haystack's defaults.
