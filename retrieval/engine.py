@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, Pipeline
+from haystack.core.errors import PipelineRuntimeError
 
 from retrieval.answer import Answer, Turn
 from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
@@ -311,10 +312,15 @@ class QAEngine:
         pipeline = self.pipeline
         question, notices = self._truncator.cut(question)
         with self._lock:
-            result = pipeline.run(
-                {"followup": {"question": question, "history": [cleaned_turn(turn) for turn in history]}},
-                include_outputs_from={"ranker", "followup"},
-            )
+            try:
+                result = pipeline.run(
+                    {"followup": {"question": question, "history": [cleaned_turn(turn) for turn in history]}},
+                    include_outputs_from={"ranker", "followup"},
+                )
+            except PipelineRuntimeError as error:  # Haystack wraps a component's error: pass ours on as is
+                if isinstance(error.__cause__, QabotError):
+                    raise error.__cause__ from None
+                raise
         documents = result["ranker"]["documents"]
         extracted = result["answerer"]["answer"]
         search_query = result["followup"]["search_query"]
