@@ -227,6 +227,22 @@ def ask_unreachable(tmp_path_factory: pytest.TempPathFactory):
     return run_qabot("ask", QUESTION, env=env), uri
 
 
+def test_chat_and_eval_work_on_milvus_lite_through_the_cli(tmp_path):
+    """`qabot chat` fills an empty Milvus collection from index.corpus and answers; `qabot eval` runs
+    the seed question set against it, as both do on the embedded index."""
+    env = milvus_env(tmp_path, str(tmp_path / "cli.db"), QABOT_INDEX_CORPUS=str(SEEDS))
+    chat = run_qabot("chat", input=f"{QUESTION}\n/quit\n", env=env)
+    assert chat.returncode == 0, chat.stderr
+    assert "index is empty" in chat.stderr and "Donald Trump" in chat.stdout
+    summary = tmp_path / "eval.json"
+    evaluation = run_qabot("eval", str(SEEDS / "questions.jsonl"), "--json-out", str(summary), env=env)
+    assert evaluation.returncode == 0, evaluation.stderr
+    result = json.loads(summary.read_text(encoding="utf-8"))
+    assert result["n_questions"] == sum(1 for line in (SEEDS / "questions.jsonl").open() if line.strip())
+    assert result["evidence_hit"] >= 0.75  # the seed floor of tests/test_eval_seeds.py, sentence answers
+    assert "Traceback" not in chat.stderr + evaluation.stderr
+
+
 def test_unreachable_milvus_is_one_line_naming_store_uri(ask_unreachable):
     result, uri = ask_unreachable
     assert result.returncode == 2, result.stderr
