@@ -102,7 +102,7 @@ def index(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Index articles: split them into passages, embed them and save the index to disk.
+    """Index articles: split them into passages, embed them and save them in the index (folder or Milvus).
 
     Re-indexing a file or URL adds no duplicates; a changed one replaces its old passages.
     """
