@@ -24,8 +24,15 @@ from retrieval.store import IndexData, IndexWriteError, index_exists, load_index
 
 
 class _Ports:
-    def __init__(self, query_inputs: list[str], embedding_inputs: list[str], output: str) -> None:
-        self.query_inputs, self.embedding_inputs, self.output = query_inputs, embedding_inputs, output
+    def __init__(self, bm25: BM25PassageRetriever) -> None:
+        self.query_inputs, self.embedding_inputs = ["bm25.query"], ["dense.query_embedding"]
+        self.output = "joiner.documents"
+        self._bm25 = bm25
+
+    def lexicon(self) -> Lexicon | None:
+        """The BM25 index of the generation this pipeline retrieves from (not a newer one)."""
+        self._bm25.warm_up()
+        return self._bm25.lexical
 
 
 class EmbeddedStore:
@@ -39,7 +46,6 @@ class EmbeddedStore:
         self.dimension = dimension
         self.location = display_path(index_dir)
         self._data: IndexData | None = None
-        self._bm25: BM25PassageRetriever | None = None
 
     # ----------------------------------------------------------------- reading
     @property
@@ -55,7 +61,6 @@ class EmbeddedStore:
                     f"no index in {self.index_dir}: build it with `qabot index PATH...`", exit_code=2
                 )
             self._data = load_index(self.index_dir, self.embedding_id)
-            self._bm25 = None
         return self._data
 
     def exists(self) -> bool:
@@ -77,19 +82,13 @@ class EmbeddedStore:
     def add_retrieval(self, pipeline: Any, candidates: int, top_k: int) -> _Ports:
         """BM25 and dense retrieval over the loaded index, fused by reciprocal rank."""
         data = self.data
-        self._bm25 = BM25PassageRetriever(data, top_k=candidates)
-        pipeline.add_component("bm25", self._bm25)
+        bm25 = BM25PassageRetriever(data, top_k=candidates)
+        pipeline.add_component("bm25", bm25)
         pipeline.add_component("dense", DensePassageRetriever(data, top_k=candidates))
         pipeline.add_component("joiner", DocumentJoiner(join_mode="reciprocal_rank_fusion", top_k=2 * top_k))
         pipeline.connect("bm25.documents", "joiner.documents")
         pipeline.connect("dense.documents", "joiner.documents")
-        return _Ports(["bm25.query"], ["dense.query_embedding"], "joiner.documents")
-
-    def lexicon(self) -> Lexicon | None:
-        if self._bm25 is None:
-            self._bm25 = BM25PassageRetriever(self.data)
-        self._bm25.warm_up()
-        return self._bm25.lexical
+        return _Ports(bm25)
 
     # ----------------------------------------------------------------- writing
     @contextlib.contextmanager
@@ -125,7 +124,6 @@ class EmbeddedStore:
         save_index(self.index_dir, data, write_extra=lambda folder: build_bm25(texts, folder / "bm25"))
         progress("writing the index", 1, 1)
         self._data = None
-        self._bm25 = None
 
 
 def merged(old: IndexData | None, update: StoreUpdate, embedding_id: str, dimension: int) -> IndexData:

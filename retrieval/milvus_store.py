@@ -204,9 +204,10 @@ class MilvusPassageRetriever:
 
 
 class _Ports:
-    query_inputs = ["milvus.query"]
-    embedding_inputs = ["milvus.query_embedding"]
-    output = "milvus.documents"
+    def __init__(self, store: MilvusStore) -> None:
+        self.query_inputs, self.embedding_inputs = ["milvus.query"], ["milvus.query_embedding"]
+        self.output = "milvus.documents"
+        self.lexicon = store.lexicon
 
 
 class MilvusStore:
@@ -405,7 +406,7 @@ class MilvusStore:
         if not self._checked:
             self.check()
         pipeline.add_component("milvus", MilvusPassageRetriever(self, candidates=candidates, top_k=2 * top_k))
-        return _Ports()
+        return _Ports(self)
 
     def lexicon(self) -> MilvusLexicon:
         """Term rarity, refreshed every 30 s (other writers may have added passages meanwhile)."""

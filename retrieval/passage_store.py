@@ -82,6 +82,7 @@ class RetrievalPorts(Protocol):
     query_inputs: list[str]  # sockets taking the search text
     embedding_inputs: list[str]  # sockets taking the query embedding
     output: str  # the socket giving the fused candidate Documents
+    lexicon: Callable[[], Lexicon | None]  # term rarity for the re-ranker, from the same index
 
 
 class PassageStore(Protocol):
@@ -115,8 +116,6 @@ class PassageStore(Protocol):
     def add_retrieval(self, pipeline: Any, candidates: int, top_k: int) -> RetrievalPorts:
         """Add this backend's retrieval components (BM25 and dense, fused) to `pipeline`."""
         ...
-
-    def lexicon(self) -> Lexicon | None: ...
 
     def writer_lock(self) -> Any:
         """A context manager held while writing; raises QabotError when another writer holds it."""

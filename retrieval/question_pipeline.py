@@ -49,7 +49,7 @@ def build_question_pipeline(
     pipeline.add_component("embedder", embedder)
     ports = store.add_retrieval(pipeline, candidates=retrieval.candidates, top_k=retrieval.top_k)
     ranker = SentenceEvidenceRanker(
-        store.lexicon, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
+        ports.lexicon, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
     )
     pipeline.add_component("ranker", ranker)
     pipeline.connect("followup.search_query", "embedder.text")
