@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from retrieval.errors import IndexMissingError, QabotError, ServiceUnavailableError
+from retrieval.errors import ConfigError, IndexMissingError, QabotError, ServiceUnavailableError
 from retrieval.passage_store import StoreUpdate, passage_document
 from retrieval.retrievers import STOPWORDS, _stemmer, passage_search_text
 from retrieval.settings import Settings
@@ -420,6 +420,12 @@ class MilvusStore:
     @contextlib.contextmanager
     def writer_lock(self) -> Iterator[None]:
         """On Milvus Lite, the folder's lock; on a server, one writer at a time is up to the operator."""
+        if self._is_local and self.settings.analyzer == "english":
+            raise ConfigError(
+                'store.analyzer = "english" needs a Milvus server: Milvus Lite has only "standard"; '
+                "set store.analyzer to standard, or store.uri to a server",
+                exit_code=2,
+            )
         if not self._is_local:
             yield
             return

@@ -243,6 +243,13 @@ def test_chat_and_eval_work_on_milvus_lite_through_the_cli(tmp_path):
     assert "Traceback" not in chat.stderr + evaluation.stderr
 
 
+def test_english_analyzer_on_milvus_lite_is_one_line_naming_the_setting(tmp_path):
+    env = milvus_env(tmp_path, str(tmp_path / "english.db"), QABOT_STORE_ANALYZER="english")
+    result = run_qabot("index", str(SEEDS), env=env)
+    assert result.returncode == 2
+    assert "store.analyzer" in one_line_error(result) and "Milvus Lite" in one_line_error(result)
+
+
 def test_unreachable_milvus_is_one_line_naming_store_uri(ask_unreachable):
     result, uri = ask_unreachable
     assert result.returncode == 2, result.stderr
