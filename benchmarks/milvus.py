@@ -15,7 +15,6 @@ paragraphs indexed into each backend. Milvus Lite runs in this process (store.ur
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -43,7 +42,7 @@ from retrieval.engine import QAEngine  # noqa: E402
 from retrieval.indexing import passage_vectors  # noqa: E402
 from retrieval.passage_store import StoreUpdate  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
-from retrieval.splitter import SentencePassageSplitter  # noqa: E402
+from retrieval.splitter import SentencePassageSplitter, passage_id  # noqa: E402
 from retrieval.store import PassageRecord  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "bbc-news"
@@ -87,8 +86,15 @@ def records(passages: list[Any], size: int) -> tuple[list[PassageRecord], list[i
         p = passages[n % len(passages)]
         copy = n // len(passages)
         source = p.meta["source"] if copy == 0 else f"{p.meta['source']}#copy{copy}"
-        pid = hashlib.sha256(f"{source}\x00{p.content}".encode()).hexdigest()[:32]
-        out.append(PassageRecord(pid, p.content or "", p.meta.get("title", ""), source, p.meta["sentence_spans"]))
+        out.append(
+            PassageRecord(
+                passage_id(source, p.content or ""),
+                p.content or "",
+                p.meta.get("title", ""),
+                source,
+                p.meta["sentence_spans"],
+            )
+        )
         origin.append(n % len(passages))
     return out, origin
 

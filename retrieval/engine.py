@@ -196,9 +196,9 @@ class QAEngine:
         return None
 
     # ----------------------------------------------------------------- index
-    @property
+    @cached_property
     def dimension(self) -> int:
-        """The embedding model's vector size, from its config."""
+        """The embedding model's vector size, from its config (read once)."""
         config = json.loads((self.embedding_model.path / "config.json").read_text())  # type: ignore[operator]
         return int(config.get("hidden_size") or config.get("dim") or config["d_model"])
 

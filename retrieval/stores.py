@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,16 +11,24 @@ from retrieval.embedded_store import EmbeddedStore
 from retrieval.passage_store import PassageStore, StoreUpdate
 from retrieval.settings import Settings
 
+if TYPE_CHECKING:
+    from retrieval.milvus_store import MilvusStore
+
 
 def open_store(settings: Settings, embedding_id: str, dimension: int) -> PassageStore:
     """The store `settings` name; Milvus's client is imported only when it is the one configured."""
     if settings.store.backend == "milvus":
-        from retrieval.milvus_store import MilvusStore
-        from retrieval.secrets import read_secret
-
-        token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
-        return MilvusStore(settings, embedding_id, dimension, token=token)
+        return _milvus_store(settings, embedding_id, dimension)
     return EmbeddedStore(settings.index_dir, embedding_id, dimension)
+
+
+def _milvus_store(settings: Settings, embedding_id: str, dimension: int) -> MilvusStore:
+    """The Milvus store of `settings`, with its token (from $MILVUS_TOKEN or store.token_file)."""
+    from retrieval.milvus_store import MilvusStore
+    from retrieval.secrets import read_secret
+
+    token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
+    return MilvusStore(settings, embedding_id, dimension, token=token)
 
 
 def copy_embedded_to_milvus(
@@ -27,13 +36,8 @@ def copy_embedded_to_milvus(
 ) -> int:
     """Copy the embedded index (`index.dir`) into the configured Milvus collection, replacing what is
     there, with the vectors as they are (nothing is embedded again). Returns the passages copied."""
-    from retrieval.milvus_store import MilvusStore
-    from retrieval.secrets import read_secret
-
-    source = EmbeddedStore(settings.index_dir, embedding_id, dimension)
-    data = source.data
-    token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
-    target = MilvusStore(settings, embedding_id, dimension, token=token)
+    data = EmbeddedStore(settings.index_dir, embedding_id, dimension).data
+    target = _milvus_store(settings, embedding_id, dimension)
     starts = data.sentence_starts
     total = len(data)
     with target.writer_lock():
