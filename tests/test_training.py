@@ -23,9 +23,10 @@ FACTS = [
 
 
 def _tiny_squad(folder: Path) -> Path:
-    """Six articles of three sentences, four questions each, in SQuAD format."""
+    """Six paragraphs of three sentences, four questions each, in SQuAD format: three articles of
+    two paragraphs (two people) each."""
     data = []
-    for name, town, year, job in FACTS:
+    for number, (name, town, year, job) in enumerate(FACTS):
         context = (
             f"{name} was born in {town} in {year}. Later in life {name.split()[0]} worked as a {job}. "
             f"The family moved away from {town} when {name.split()[0]} was young."
@@ -40,7 +41,9 @@ def _tiny_squad(folder: Path) -> Path:
             {"id": f"{name}-{i}", "question": q, "answers": [{"text": a, "answer_start": context.index(a)}]}
             for i, (q, a) in enumerate(questions)
         ]
-        data.append({"title": name, "paragraphs": [{"context": context, "qas": qas}]})
+        if number % 2 == 0:
+            data.append({"title": f"article {number // 2}", "paragraphs": []})
+        data[-1]["paragraphs"].append({"context": context, "qas": qas})
     folder.mkdir()
     path = folder / "tiny.json"
     path.write_text(json.dumps({"version": "tiny", "data": data}), encoding="utf-8")
@@ -49,15 +52,41 @@ def _tiny_squad(folder: Path) -> Path:
 
 def test_examples_hold_their_answers_and_no_answer_windows_do_not(tmp_path):
     paragraphs = read_squad_folder(_tiny_squad(tmp_path / "data"))
-    examples = make_examples(paragraphs, seed=1, same_paragraph_negatives=1.0, other_article_negatives=1.0)
+    examples = make_examples(
+        paragraphs, seed=1, same_paragraph_negatives=1.0, other_article_negatives=1.0, same_article_negatives=1.0
+    )
     answered = [e for e in examples if e.answer_start is not None]
     unanswerable = [e for e in examples if e.answer_start is None]
     assert len(answered) == 24
-    assert {e.kind for e in unanswerable} == {"no-answer: same paragraph", "no-answer: other article"}
+    assert {e.kind for e in unanswerable} == {
+        "no-answer: same paragraph",
+        "no-answer: same article",
+        "no-answer: other article",
+    }
     for example in answered:
         assert example.context[example.answer_start : example.answer_end] == example.answers[0]
     for example in unanswerable:
         assert example.answers[0].lower() not in example.context.lower()
+    # a window from elsewhere in the article: the other person of the same article
+    contexts = {p.context: p.group for p in paragraphs}
+    group_of = {q: p.group for p in paragraphs for q, _ in p.questions}
+    for example in (e for e in unanswerable if e.kind == "no-answer: same article"):
+        (home,) = {g for c, g in contexts.items() if example.context in c}
+        assert home == group_of[example.question]
+
+
+def test_same_article_windows_are_off_by_default_and_leave_the_other_windows_alone(tmp_path):
+    paragraphs = read_squad_folder(_tiny_squad(tmp_path / "data"))
+    without = make_examples(paragraphs, seed=4)
+    assert not [e for e in without if e.kind == "no-answer: same article"]
+    assert make_examples(paragraphs, seed=4, same_article_negatives=0.0) == without
+
+
+def test_a_window_repeating_the_answer_in_other_words_is_not_made_unanswerable(tmp_path):
+    from training.data import _echoes_answer
+
+    assert _echoes_answer("The stand is sturdy and the shelves are strong.", ["shelves are sturdy"])
+    assert not _echoes_answer("The colour is a nice blue.", ["shelves are sturdy"])
 
 
 def test_held_out_articles_are_never_trained_on(tmp_path):
@@ -99,8 +128,41 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForQuestionAnswering"]
 
+    # a second stage: from the first stage's checkpoint, with windows from elsewhere in the article
+    stage2 = tmp_path / "stage2"
+    train_reader.main(
+        [
+            *common[: common.index("--checkpoints")],
+            "--checkpoints",
+            str(stage2),
+            *common[common.index("--checkpoints") + 2 :],
+            "--init",
+            str(checkpoints / "last.pt"),
+            "--same-article-negatives",
+            "1.0",
+            "--max-steps",
+            "1",
+        ]
+    )
+    start = next(
+        r for r in (json.loads(x) for x in (stage2 / "train-log.jsonl").read_text().splitlines()) if "setup" in r
+    )
+    assert start["setup"]["init"] == str(checkpoints / "last.pt") and start["step"] == 0
+    assert start["no_answer_share"] > 0.4
+
     calibrate.main(
-        ["--data", str(data), "--model", str(out), "--held-out", "0.34", "--log", str(checkpoints / "train-log.jsonl")]
+        [
+            "--data",
+            str(data),
+            "--model",
+            str(out),
+            "--held-out",
+            "0.34",
+            "--log",
+            str(checkpoints / "train-log.jsonl"),
+            "--log",
+            str(stage2 / "train-log.jsonl"),
+        ]
     )
     figures = json.loads((out / "calibration.json").read_text())
     assert 0.01 <= figures["calibration_factor"] <= 3.0
@@ -108,5 +170,6 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert figures["held_out"]["windows"] > 0
     card = (out / "README.md").read_text()
     assert "CC BY 4.0" in card and "Apache-2.0" in card
+    assert "| setting | stage 1 | stage 2 |" in card and "| same_article_negatives | - | 1.0 |" in card
     assert str(figures["calibration_factor"]) in card
     assert (out / "reliability.png").stat().st_size > 1000

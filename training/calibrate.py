@@ -7,7 +7,7 @@ the same split as `training.train_reader`), so that answers scored about 0.8 are
 with a gold answer) about 80% of the time; the bias is written into the model's weights as a shift
 of every start logit, so the factor alone gives the calibrated score. Writes the model back.
 The abstention threshold `min_reader_score` is chosen on the same
-held-out windows, half of them made unanswerable, to balance answering and abstaining.
+held-out windows, about half of them made unanswerable, to balance answering and abstaining.
 Writes `calibration.json`, `reliability.png` and `README.md` (the model card) into the model folder.
 """
 
@@ -82,8 +82,10 @@ def calibrate(args: argparse.Namespace) -> dict:
     if args.limit:
         paragraphs = paragraphs[: args.limit]
     _, held_out = split_held_out(paragraphs, args.held_out, args.seed)
-    # Half of the held-out windows unanswerable (on topic or from another article).
-    examples = make_examples(held_out, args.seed + 1, same_paragraph_negatives=0.6, other_article_negatives=0.4)
+    # about half of the windows unanswerable: on topic, from elsewhere in the article, or off topic
+    examples = make_examples(
+        held_out, args.seed + 1, same_paragraph_negatives=0.4, other_article_negatives=0.2, same_article_negatives=0.4
+    )
     tokenizer = AutoTokenizer.from_pretrained(str(args.model))
     model = AutoModelForQuestionAnswering.from_pretrained(str(args.model))
     spans = best_spans(model, tokenizer, [(e.question, e.context) for e in examples])
@@ -127,7 +129,7 @@ def calibrate(args: argparse.Namespace) -> dict:
         }
     (args.model / CALIBRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot_reliability({"reliability": table}, args.model / "reliability.png")
-    write_model_card(args.model, args.log)
+    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"])
     return result
 
 
@@ -139,7 +141,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--held-out", type=float, default=0.04)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--log", type=Path, default=DEFAULT_CHECKPOINTS / "train-log.jsonl")
+    parser.add_argument(
+        "--log", type=Path, action="append", default=[], help="each training stage's train-log.jsonl, in order"
+    )
     return parser.parse_args(argv)
 
 

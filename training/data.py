@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ class Example:
     context: str
     answer_start: int | None
     answer_end: int | None
-    kind: str  # "answer", "no-answer: same paragraph", "no-answer: other article"
+    kind: str  # "answer", "no-answer: same paragraph", "no-answer: same article", "no-answer: other article"
     answers: tuple[str, ...] = ()
 
 
@@ -111,6 +112,17 @@ def _answer_in(window: str, answers: Iterable[str]) -> bool:
     return any(a.strip().lower() in lowered for a in answers if a.strip())
 
 
+def _echoes_answer(window: str, answers: Iterable[str]) -> bool:
+    """Whether the window holds half or more of an answer's longer words: another part of the same
+    article may give the answer in other words (a review repeating another), so it is no negative."""
+    present = set(re.findall(r"\w+", window.lower()))
+    for answer in answers:
+        words = {w for w in re.findall(r"\w+", answer.lower()) if len(w) > 3}
+        if words and len(words & present) * 2 >= len(words):
+            return True
+    return False
+
+
 def make_examples(
     paragraphs: list[Paragraph],
     seed: int,
@@ -118,14 +130,21 @@ def make_examples(
     after: int = 3,
     same_paragraph_negatives: float = 0.3,
     other_article_negatives: float = 0.15,
+    same_article_negatives: float = 0.0,
 ) -> list[Example]:
     """For each question: its answer in a window of 0..`before` sentences before and 0..`after` after
     the answer's sentence; with the given probabilities also the same window without the answer's
-    sentence (on topic, no answer) and a window from another article (off topic, no answer)."""
+    sentence (on topic, no answer), a window from another paragraph of the same article (the same
+    subject and names, as the passages retrieval brings for a question the article does not answer)
+    and a window from another article (off topic, no answer)."""
     rng = random.Random(seed)
     examples: list[Example] = []
     texts = [_SentenceText(p.context) for p in paragraphs]
-    for paragraph, text in zip(paragraphs, texts, strict=True):
+    by_group: dict[str, list[int]] = {}
+    for number, paragraph in enumerate(paragraphs):
+        if texts[number].spans:
+            by_group.setdefault(paragraph.group, []).append(number)
+    for number, (paragraph, text) in enumerate(zip(paragraphs, texts, strict=True)):
         if not text.spans:
             continue
         for question, answers in paragraph.questions:
@@ -154,6 +173,12 @@ def make_examples(
                 chosen = " ".join(text.window(i, i)[0] for i in around)
                 if chosen and not _answer_in(chosen, golds):
                     examples.append(Example(question, chosen, None, None, "no-answer: same paragraph", golds))
+            siblings = [i for i in by_group.get(paragraph.group, ()) if i != number]
+            # (no draw when off, so that the other windows are the same as without this kind)
+            if same_article_negatives > 0 and siblings and rng.random() < same_article_negatives:
+                chosen = _random_window(texts[rng.choice(siblings)], rng, before + after)
+                if not _answer_in(chosen, golds) and not _echoes_answer(chosen, golds):
+                    examples.append(Example(question, chosen, None, None, "no-answer: same article", golds))
             if rng.random() < other_article_negatives:
                 for _ in range(5):
                     other = rng.randrange(len(paragraphs))
@@ -161,13 +186,17 @@ def make_examples(
                         break
                 else:
                     continue
-                spans = texts[other].spans
-                lo = rng.randrange(len(spans))
-                hi = min(len(spans) - 1, lo + rng.randint(0, before + after))
-                chosen = texts[other].window(lo, hi)[0]
+                chosen = _random_window(texts[other], rng, before + after)
                 if not _answer_in(chosen, golds):
                     examples.append(Example(question, chosen, None, None, "no-answer: other article", golds))
     return examples
+
+
+def _random_window(text: _SentenceText, rng: random.Random, most: int) -> str:
+    """1 to `most` + 1 consecutive sentences from a random place in `text`."""
+    lo = rng.randrange(len(text.spans))
+    hi = min(len(text.spans) - 1, lo + rng.randint(0, most))
+    return text.window(lo, hi)[0]
 
 
 def batches(order: list[int], lengths: list[int], batch_size: int, seed: int) -> Iterator[list[int]]:

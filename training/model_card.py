@@ -30,16 +30,28 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None) -> Path:
-    """Write `model/README.md`; `end_to_end` adds figures measured through qabot's own pipeline."""
-    calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
+def _stage(log_path: Path) -> dict:
+    """What one training run (a stage) logged: its setup, windows, steps and schedule changes."""
     log = read_log(log_path)
     start = next((r for r in reversed(log) if r.get("event") == "start"), {})
-    setup = next((r["setup"] for r in reversed(log) if "setup" in r), {})
-    if not setup and (model / "training.json").is_file():
-        setup = json.loads((model / "training.json").read_text(encoding="utf-8"))
     steps = [r for r in log if "loss" in r]
-    reschedules = [r for r in log if r.get("event") == "rescheduled"]
+    return {
+        "setup": start.get("setup", {}),
+        "examples": start.get("examples", "?"),
+        "no_answer_share": start.get("no_answer_share", "?"),
+        "steps": steps[-1]["step"] if steps else "?",
+        "loss": steps[-1]["loss"] if steps else "?",
+        "reschedules": [r for r in log if r.get("event") == "rescheduled"],
+    }
+
+
+def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None = None) -> Path:
+    """Write `model/README.md` from the training logs, one per stage (a later stage starts from the
+    weights of the one before); `end_to_end` adds figures measured through qabot's own pipeline."""
+    calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
+    stages = [_stage(path) for path in log_paths] or [_stage(model / "no log")]
+    if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
+        stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
     dev = calibration.get("dev_gold_paragraph", {})
     held = calibration["held_out"]
     lines = [
@@ -59,36 +71,51 @@ def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None
         "answers work offline. Weights are stored in fp16 and load as float32.",
         "",
         "Reproduce it with `make reader` (from the repository root, with the training data in",
-        "`../shared/qa-train`): `python -m training.train_reader`, then `python -m training.calibrate`.",
+        "`../shared/qa-train`): `python -m training.train_reader` once per stage (see Hyper-parameters),",
+        "then `python -m training.calibrate`.",
         "",
         "## Training data",
         "",
         SOURCES,
         "Windows of 1 to 6 whole sentences around each answer (question first, at most "
-        f"{setup.get('max_length', 192)} tokens). Unanswerable windows are made from the same data: the",
-        "answer's window without the answer's sentence (on topic), and a window from another article.",
-        f"{start.get('examples', '?')} training windows, {start.get('no_answer_share', '?')} of them unanswerable. "
-        f"{held['articles']} articles were held out for calibration.",
+        f"{stages[-1]['setup'].get('max_length', 192)} tokens). Unanswerable windows are made from the same data: the",
+        "answer's window without the answer's sentence (on topic), a window from another article, and",
+        "(when a stage says `same_article_negatives`) a window from another paragraph of the same article.",
+        f"{held['articles']} articles were held out for calibration and never trained on.",
         "",
         "## Hyper-parameters",
         "",
-        "| setting | value |",
-        "|---|---|",
+        "Training ran in stages; each later stage starts from the weights of the one before.",
+        "",
+        "| setting | " + " | ".join(f"stage {n}" for n in range(1, len(stages) + 1)) + " |",
+        "|---|" + "---|" * len(stages),
     ]
-    for key in ("epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "seed"):
-        if key in setup:
-            lines.append(f"| {key} | {setup[key]} |")
+    keys = ("epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "same_article_negatives", "seed")
+    for key in keys:
+        if any(key in stage["setup"] for stage in stages):
+            lines.append(f"| {key} | " + " | ".join(str(stage["setup"].get(key, "-")) for stage in stages) + " |")
     lines += [
+        "| training windows (unanswerable share) | "
+        + " | ".join(f"{stage.get('examples', '?')} ({stage.get('no_answer_share', '?')})" for stage in stages)
+        + " |",
+        "| steps, final running loss | "
+        + " | ".join(f"{stage.get('steps', '?')}, {stage.get('loss', '?')}" for stage in stages)
+        + " |",
+    ]
+    lines += [
+        f"| schedule change | stage {n}: at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} "
+        "epochs (the learning rate follows the new schedule from there) |"
+        for n, stage in enumerate(stages, 1)
+        for r in stage.get("reschedules", [])
+    ]
+    lines += [
+        "",
+        "| all stages | |",
+        "|---|---|",
         "| optimiser | AdamW, weight decay 0.01, linear warm-up and decay, gradient clipping at 1.0 |",
         "| loss | start/end cross-entropy (no answer = [CLS]) + binary loss on sigmoid(start + end), "
         "the score Haystack's reader gives a span |",
         "| frozen | word embeddings (and the embeddings and lowest layers, as `freeze_layers` says) |",
-        f"| steps | {steps[-1]['step'] if steps else '?'}, final running loss {steps[-1]['loss'] if steps else '?'} |",
-        *(
-            f"| schedule change | at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} epochs "
-            "(the learning rate follows the new schedule from there) |"
-            for r in reschedules
-        ),
         "",
         "## Figures",
         "",
@@ -139,3 +166,21 @@ def write_model_card(model: Path, log_path: Path, end_to_end: dict | None = None
     card = model / "README.md"
     card.write_text("\n".join(lines), encoding="utf-8")
     return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m training.model_card --model DIR --log STAGE1 --log STAGE2 [--figures FILE]`: write the
+    card again, for example with end-to-end figures (a JSON object of measure -> value) measured later."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=Path("models/qabot-reader"))
+    parser.add_argument("--log", type=Path, action="append", default=[], help="a stage's train-log.jsonl, in order")
+    parser.add_argument("--figures", type=Path, help="JSON object of end-to-end figures to add to the table")
+    args = parser.parse_args(argv)
+    figures = json.loads(args.figures.read_text(encoding="utf-8")) if args.figures else None
+    print(write_model_card(args.model, args.log, figures))
+
+
+if __name__ == "__main__":
+    main()

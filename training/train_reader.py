@@ -182,6 +182,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, required=True, help="folder of SQuAD-format training files")
     parser.add_argument("--dev", type=Path, help="SQuAD v1.1 dev file for the logged EM/F1 (never trained on)")
     parser.add_argument("--base", default="sentence-transformers/all-MiniLM-L6-v2", help="encoder to start from")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start from the QA weights of an earlier stage (its checkpoint file or model folder), on a fresh schedule",
+    )
+    parser.add_argument(
+        "--same-article-negatives",
+        type=float,
+        default=0.0,
+        help="share of questions that also get an unanswerable window from another paragraph of their article",
+    )
     parser.add_argument("--out", type=Path, default=Path("models/qabot-reader"), help="where the model is written")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint and log folder")
     parser.add_argument(
@@ -234,7 +245,9 @@ def train(args: argparse.Namespace) -> Path:
         paragraphs = paragraphs[: args.limit]
     train_paragraphs, _ = split_held_out(paragraphs, args.held_out, args.seed)
     model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
-    examples = make_examples(train_paragraphs, args.seed)
+    if args.init:
+        model.load_state_dict(_initial_weights(args.init))
+    examples = make_examples(train_paragraphs, args.seed, same_article_negatives=args.same_article_negatives)
     encoded, examples = encode(tokenizer, examples, args.max_length)
     lengths = [len(ids) for ids in encoded.input_ids]
     per_epoch = math.ceil(len(examples) / args.batch_size)
@@ -332,9 +345,24 @@ def train(args: argparse.Namespace) -> Path:
     return args.out
 
 
+def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The QA model's weights from an earlier stage: its checkpoint (`last.pt`) or its written folder."""
+    if path.is_file():
+        return torch.load(path, weights_only=False)["model"]
+    from safetensors.torch import load_file
+
+    return {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+
+
 def _setup(args: argparse.Namespace, examples: int) -> dict:
     keys = ("base", "epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "held_out", "seed", "limit")
-    return {**{k: getattr(args, k) for k in keys}, "examples": examples}
+    setup = {k: getattr(args, k) for k in keys}
+    # only when used, so that checkpoints written before these settings existed still resume
+    if args.init:
+        setup["init"] = str(args.init)
+    if args.same_article_negatives:
+        setup["same_article_negatives"] = args.same_article_negatives
+    return {**setup, "examples": examples}
 
 
 def _save(path: Path, model, optimizer, scheduler, step: int, setup: dict) -> None:
