@@ -79,6 +79,15 @@ def test_onnx_and_haystack_torch_readers_give_the_same_answers():
         assert [a.document_offset for a in ours] == [a.document_offset for a in theirs]
 
 
+def test_int8_reader_keeps_the_float_readers_answers(seed_index_dir, reader_engine):
+    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL, models={"reader_quantize": True}))
+    engine.warm_up()
+    assert engine._reader.quantize
+    for question in ("Who declared the talks dead?", "What is the capital of France?"):
+        answer, expected = engine.ask(question), reader_engine.ask(question)
+        assert (answer.kind, answer.text, answer.evidence) == (expected.kind, expected.text, expected.evidence)
+
+
 def _onnx_dir():
     from retrieval.settings import load_settings
 
