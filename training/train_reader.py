@@ -4,7 +4,9 @@ Fine-tunes the shipped all-MiniLM-L6-v2 encoder for span extraction on short win
 (see `training.data`), with made-up unanswerable windows so that it learns to abstain. Runs on a
 CPU in the background: it logs to stdout and `train-log.jsonl`, saves a checkpoint every
 `--save-every` steps and resumes from it, and at the end writes the model (fp16 safetensors and
-its tokenizer) to `--out`. `training.calibrate` then fits its confidence and writes the model card.
+its tokenizer) to `--out`. A later stage starts from an earlier stage's weights (`--init`), on its
+own schedule and checkpoint folder. `training.calibrate` then fits its confidence and writes the
+model card.
 
 Inputs match Haystack's TransformersExtractiveReader: question then context, no token type ids,
 a span's score sigmoid(start + end logit), so the training loss includes that score directly.
@@ -359,7 +361,7 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
     setup = {k: getattr(args, k) for k in keys}
     # only when used, so that checkpoints written before these settings existed still resume
     if args.init:
-        setup["init"] = str(args.init)
+        setup["init"] = args.init.name  # the file or folder name (the setup is shipped beside the model)
     if args.same_article_negatives:
         setup["same_article_negatives"] = args.same_article_negatives
     return {**setup, "examples": examples}
