@@ -30,9 +30,8 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _stage(log_path: Path) -> dict:
+def _stage(log: list[dict]) -> dict:
     """What one training run (a stage) logged: its setup, windows, steps and schedule changes."""
-    log = read_log(log_path)
     start = next((r for r in reversed(log) if r.get("event") == "start"), {})
     steps = [r for r in log if "loss" in r]
     return {
@@ -49,7 +48,7 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
     """Write `model/README.md` from the training logs, one per stage (a later stage starts from the
     weights of the one before); `end_to_end` adds figures measured through qabot's own pipeline."""
     calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
-    stages = [_stage(path) for path in log_paths] or [_stage(model / "no log")]
+    stages = [_stage(read_log(path)) for path in log_paths] or [_stage([])]
     if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
         stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
     dev = calibration.get("dev_gold_paragraph", {})
@@ -96,17 +95,15 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
             lines.append(f"| {key} | " + " | ".join(str(stage["setup"].get(key, "-")) for stage in stages) + " |")
     lines += [
         "| training windows (unanswerable share) | "
-        + " | ".join(f"{stage.get('examples', '?')} ({stage.get('no_answer_share', '?')})" for stage in stages)
+        + " | ".join(f"{stage['examples']} ({stage['no_answer_share']})" for stage in stages)
         + " |",
-        "| steps, final running loss | "
-        + " | ".join(f"{stage.get('steps', '?')}, {stage.get('loss', '?')}" for stage in stages)
-        + " |",
+        "| steps, final running loss | " + " | ".join(f"{stage['steps']}, {stage['loss']}" for stage in stages) + " |",
     ]
     lines += [
         f"| schedule change | stage {n}: at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} "
         "epochs (the learning rate follows the new schedule from there) |"
         for n, stage in enumerate(stages, 1)
-        for r in stage.get("reschedules", [])
+        for r in stage["reschedules"]
     ]
     lines += [
         "",
