@@ -6,9 +6,11 @@ passage in `document`, and `meta` holding `kind` and the `evidence` sentence.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -232,6 +234,34 @@ class SentenceReader:
         }
 
 
+@dataclass(frozen=True)
+class NoAnswerModel:
+    """The chance that the passages read hold an answer, from the reader's best span confidence and
+    the sentence reader's best sentence score: sigmoid(reader * logit(confidence) + sentence * score
+    + bias). Fitted end to end on held-out articles (`training.calibrate`), as a logistic regression
+    of answerable questions against the same questions with the passages holding the answer removed.
+    """
+
+    reader: float
+    sentence: float
+    bias: float
+
+    def answerable(self, confidence: float, sentence_score: float) -> float:
+        confidence = min(max(confidence, 1e-6), 1 - 1e-6)
+        z = self.reader * math.log(confidence / (1 - confidence)) + self.sentence * sentence_score + self.bias
+        return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the extractive reader found in the passages for one question, before deciding to answer:
+    its best span (None: no span), the no-answer score of Haystack's reader, and the best sentence's score."""
+
+    span: ExtractedAnswer | None
+    no_answer: float
+    sentence_score: float
+
+
 @component
 class ExtractiveAnswerer:
     """Answers with a span: an extractive reader reads the sentences the sentence reader found best.
@@ -239,8 +269,10 @@ class ExtractiveAnswerer:
     The sentence reader scores the sentences of the top passages (see `SentenceReader`); the
     `windows` best sentences, each with `around` sentences before and after it, are what the
     reader reads: a few sentences, as it was trained, rather than whole passages. Its best span
-    is the answer; when its no-answer wins, or its confidence is under `min_score`, the answer is
-    None: the bot does not know.
+    is the answer, unless no-answer wins or its confidence is under `min_score`: the answer is then
+    None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
+    a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
+    confidence and how well the best sentence matches the question.
     """
 
     def __init__(
@@ -251,6 +283,7 @@ class ExtractiveAnswerer:
         around: tuple[int, int] = (1, 1),
         min_score: float = 0.5,
         no_answer: bool = True,
+        no_answer_model: NoAnswerModel | None = None,
     ) -> None:
         self.reader = reader
         self.sentences = sentences
@@ -258,6 +291,7 @@ class ExtractiveAnswerer:
         self.around = around
         self.min_score = min_score
         self.no_answer = no_answer
+        self.no_answer_model = no_answer_model
 
     def warm_up(self) -> None:
         self.reader.warm_up()
@@ -277,6 +311,34 @@ class ExtractiveAnswerer:
                 )
         return list(windows.values())
 
+    def read(
+        self,
+        query: str,
+        documents: list[Document],
+        question: str = "",
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> Reading:
+        """The reader's best span in the windows around the best sentences of `documents`."""
+        choices = self.sentences.best_sentences(question or query, documents, context, question_tokens)
+        windows = self._windows(choices)
+        if not windows:
+            return Reading(None, 1.0, 0.0)
+        answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=True)["answers"]
+        spans = [a for a in answers if a.data and a.data.strip()]
+        no_answer = max((a.score for a in answers if not a.data), default=0.0)
+        return Reading(spans[0] if spans else None, no_answer, choices[0][0])
+
+    def answerable(self, reading: Reading) -> float:
+        """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
+        if reading.span is None:
+            return 0.0
+        if not self.no_answer:
+            return 1.0
+        if self.no_answer_model is None:  # Haystack's: no-answer wins when it outscores the best span
+            return 1.0 if reading.span.score >= reading.no_answer else 0.0
+        return self.no_answer_model.answerable(reading.span.score, reading.sentence_score)
+
     @component.output_types(answer=ExtractedAnswer | None)
     def run(
         self,
@@ -288,27 +350,25 @@ class ExtractiveAnswerer:
     ) -> dict[str, Any]:
         """Read the best windows for `query` (the reader's question); `question` and `context` choose
         the sentences, as for the sentence reader."""
-        windows = self._windows(self.sentences.best_sentences(question or query, documents, context, question_tokens))
-        if not windows:
+        reading = self.read(query, documents, question, context, question_tokens)
+        best = reading.span
+        if best is None or best.score < self.min_score or self.answerable(reading) < 0.5:
             return {"answer": None}
-        answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=self.no_answer)["answers"]
-        spans = [a for a in answers if a.data and a.data.strip()]
-        no_answer = max((a.score for a in answers if not a.data), default=0.0)
-        if not spans or spans[0].score < self.min_score or spans[0].score < no_answer:
-            return {"answer": None}
-        best = spans[0]
-        assert best.document is not None and best.document_offset is not None
-        passage: Document = best.document.meta["passage"]
-        offset = best.document.meta["offset"]
-        start, end = best.document_offset.start + offset, best.document_offset.end + offset
+        return {"answer": self.answer_of(best)}
+
+    @staticmethod
+    def answer_of(span: ExtractedAnswer) -> ExtractedAnswer:
+        """The answer for a span the reader found in a window: placed in its passage, with its sentence."""
+        assert span.document is not None and span.document_offset is not None
+        passage: Document = span.document.meta["passage"]
+        offset = span.document.meta["offset"]
+        start, end = span.document_offset.start + offset, span.document_offset.end + offset
         sentence, sentence_offset = evidence_sentence(passage, start, end)
-        return {
-            "answer": ExtractedAnswer(
-                query=query,
-                score=best.score,
-                data=best.data,
-                document=passage,
-                document_offset=ExtractedAnswer.Span(start, end),
-                meta={"kind": "extractive", "evidence": sentence, "evidence_offset": sentence_offset},
-            )
-        }
+        return ExtractedAnswer(
+            query=span.query,
+            score=span.score,
+            data=span.data,
+            document=passage,
+            document_offset=ExtractedAnswer.Span(start, end),
+            meta={"kind": "extractive", "evidence": sentence, "evidence_offset": sentence_offset},
+        )

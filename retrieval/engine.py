@@ -31,7 +31,13 @@ from retrieval.indexing import (
     describe_paths,
     no_progress,
 )
-from retrieval.models import ResolvedModel, is_question_answering_model, reader_calibration, resolve_model
+from retrieval.models import (
+    ResolvedModel,
+    is_question_answering_model,
+    reader_calibration,
+    reader_no_answer_model,
+    resolve_model,
+)
 from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
 from retrieval.passage_store import PassageStore
 from retrieval.question_pipeline import (
@@ -77,6 +83,7 @@ class QAEngine:
         self._reader_checked = False
         self.reader_notice: str | None = None
         self.min_reader_score = 0.5
+        self.no_answer_model: tuple[float, float, float] | None = None
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]
@@ -159,6 +166,8 @@ class QAEngine:
         factor = self.settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
         minimum = self.settings.answer.min_reader_score
         self.min_reader_score = float(minimum if minimum is not None else calibration.get("min_reader_score", 0.5))
+        if self.settings.answer.fitted_no_answer:
+            self.no_answer_model = reader_no_answer_model(resolved.path)
         try:
             if models.reader_backend == "onnx":
                 reader: Any = OnnxExtractiveReader(
@@ -278,7 +287,13 @@ class QAEngine:
         embedder = self._text_embedder()
         reader = self._load_reader()
         return build_question_pipeline(
-            store, self.settings, embedder, reader, onnx=lambda: self._onnx, min_reader_score=self.min_reader_score
+            store,
+            self.settings,
+            embedder,
+            reader,
+            onnx=lambda: self._onnx,
+            min_reader_score=self.min_reader_score,
+            no_answer_model=self.no_answer_model,
         )
 
     @property

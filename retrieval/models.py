@@ -9,6 +9,7 @@ the copy shipped in a Python package (the default embedding model); the Hugging 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -112,6 +113,20 @@ def reader_calibration(path: Path) -> dict[str, float]:
         for key in ("calibration_factor", "min_reader_score")
         if isinstance(data.get(key), int | float) and 0 < data[key] < 100
     }
+
+
+def reader_no_answer_model(path: Path) -> tuple[float, float, float] | None:
+    """A reader's fitted no-answer model (its calibration.json's `no_answer_model`: weights of the
+    span confidence's logit and of the best sentence's score, and a bias), if it has one."""
+    try:
+        data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
+        model = data["no_answer_model"]
+        values = tuple(float(model[key]) for key in ("reader", "sentence", "bias"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not all(math.isfinite(v) and abs(v) < 1000 for v in values):
+        return None
+    return values  # type: ignore[return-value]
 
 
 def hub_is_offline() -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from haystack import Document, Pipeline
 
 from retrieval.answer import Answer, Passage, Turn
-from retrieval.answerers import ExtractiveAnswerer, SentenceReader
+from retrieval.answerers import ExtractiveAnswerer, NoAnswerModel, SentenceReader
 from retrieval.followup import FollowUpContextualizer
 from retrieval.onnx_embedding import OnnxEmbedder, OnnxTextEmbedder
 from retrieval.passage_store import PassageStore
@@ -40,6 +40,7 @@ def build_question_pipeline(
     reader: Any,
     onnx: Callable[[], OnnxEmbedder],
     min_reader_score: float = 0.5,
+    no_answer_model: tuple[float, float, float] | None = None,
 ) -> Pipeline:
     """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
@@ -64,7 +65,13 @@ def build_question_pipeline(
     sentences = SentenceReader(onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score)
     answerer: Any = sentences
     if reader is not None:
-        answerer = ExtractiveAnswerer(reader, sentences, windows=answers.reader_windows, min_score=min_reader_score)
+        answerer = ExtractiveAnswerer(
+            reader,
+            sentences,
+            windows=answers.reader_windows,
+            min_score=min_reader_score,
+            no_answer_model=NoAnswerModel(*no_answer_model) if no_answer_model else None,
+        )
     pipeline.add_component("answerer", answerer)
     pipeline.connect("followup.reader_question", "answerer.query")
     pipeline.connect("followup.question", "answerer.question")

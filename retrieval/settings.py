@@ -135,6 +135,8 @@ class AnswerSettings(_Section):
     # None: the reader model's own calibrated values (its calibration.json), else Haystack's defaults.
     min_reader_score: float | None = Field(default=None, ge=0.0, le=1.0)
     reader_calibration_factor: float | None = Field(default=None, gt=0.0, le=100.0)
+    # Use the reader's fitted no-answer model (its calibration.json), when it has one; else Haystack's.
+    fitted_no_answer: bool = True
     min_sentence_score: float = Field(default=0.45, ge=0.0, le=1.0)
     reader_windows: int = Field(default=2, ge=1, le=20)
     sentence_passages: int = Field(default=2, ge=1, le=20)

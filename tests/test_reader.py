@@ -55,9 +55,34 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
     calibration = json.loads((SHIPPED / "calibration.json").read_text())
     assert reader_engine.min_reader_score == calibration["min_reader_score"]
     assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
-    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL, answer={"min_reader_score": 0.99}))
+    fitted = calibration["no_answer_model"]
+    assert reader_engine.no_answer_model == (fitted["reader"], fitted["sentence"], fitted["bias"])
+    assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
+    engine = QAEngine(
+        make_settings(
+            seed_index_dir,
+            reader=DEFAULT_READER_MODEL,
+            answer={"min_reader_score": 0.99, "fitted_no_answer": False},
+        )
+    )
     engine.warm_up()
     assert engine.min_reader_score == 0.99
+    assert engine.no_answer_model is None
+    assert engine.pipeline.get_component("answerer").no_answer_model is None
+
+
+def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engine):
+    answerer = reader_engine.pipeline.get_component("answerer")
+    model = answerer.no_answer_model
+    assert model.answerable(0.6, 0.8) > model.answerable(0.6, 0.3)
+    assert model.answerable(0.9, 0.5) > model.answerable(0.2, 0.5)
+    for question, holds_answer in (("Who declared the talks dead?", True), ("What is the capital of France?", False)):
+        run = reader_engine.pipeline.run(
+            {"followup": {"question": question, "history": []}}, include_outputs_from={"ranker"}
+        )
+        reading = answerer.read(question, run["ranker"]["documents"])
+        assert reading.span is not None and 0.0 < reading.sentence_score <= 1.0
+        assert (answerer.answerable(reading) >= 0.5) is holds_answer, (question, reading)
 
 
 def test_onnx_and_haystack_torch_readers_give_the_same_answers():

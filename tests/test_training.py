@@ -166,10 +166,40 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     )
     figures = json.loads((out / "calibration.json").read_text())
     assert 0.01 <= figures["calibration_factor"] <= 3.0
-    assert 0.5 <= figures["min_reader_score"] < 1.0
+    assert 0.0 <= figures["min_reader_score"] < 1.0
     assert figures["held_out"]["windows"] > 0
+    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias"}
+    end_to_end = figures["held_out_end_to_end"]
+    assert end_to_end["questions"] == 8 and end_to_end["unanswerable_readings"] > 0
     card = (out / "README.md").read_text()
     assert "CC BY 4.0" in card and "Apache-2.0" in card
     assert "| setting | stage 1 | stage 2 |" in card and "| same_article_negatives | - | 1.0 |" in card
     assert str(figures["calibration_factor"]) in card
     assert (out / "reliability.png").stat().st_size > 1000
+    assert "When qabot says" in card and str(figures["no_answer_model"]["sentence"]) in card
+
+    # refitting only the no-answer model keeps the confidence fit and the weights
+    weights = (out / "model.safetensors").read_bytes()
+    calibrate.main(["--data", str(data), "--model", str(out), "--held-out", "0.34", "--no-answer-only"])
+    again = json.loads((out / "calibration.json").read_text())
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert (again["calibration_factor"], again["reliability"]) == (
+        figures["calibration_factor"],
+        figures["reliability"],
+    )
+    assert again["no_answer_model"] == pytest.approx(figures["no_answer_model"], abs=0.05)  # same readings
+    assert all(abs(v) < 100 for v in again["no_answer_model"].values())
+
+
+def test_logistic_fit_finds_the_weights_that_made_the_labels():
+    import numpy as np
+
+    from training.no_answer import fit_logistic
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(4000, 2))
+    chance = 1 / (1 + np.exp(-(features @ np.array([1.5, -2.0]) + 0.5)))
+    labels = rng.random(4000) < chance
+    weights, bias = fit_logistic(features, labels)
+    assert weights == pytest.approx([1.5, -2.0], abs=0.2)
+    assert bias == pytest.approx(0.5, abs=0.15)

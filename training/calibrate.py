@@ -6,8 +6,8 @@ and a bias are fitted (Platt scaling) on articles the reader never saw in traini
 the same split as `training.train_reader`), so that answers scored about 0.8 are right (F1 >= 0.5
 with a gold answer) about 80% of the time; the bias is written into the model's weights as a shift
 of every start logit, so the factor alone gives the calibrated score. Writes the model back.
-The abstention threshold `min_reader_score` is chosen on the same
-held-out windows, about half of them made unanswerable, to balance answering and abstaining.
+Then the no-answer model and `min_reader_score` are fitted end to end on the same held-out articles
+(`training.no_answer`), to balance answering and abstaining.
 Writes `calibration.json`, `reliability.png` and `README.md` (the model card) into the model folder.
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from training.data import make_examples, read_squad_folder, split_held_out
 from training.model_card import write_model_card
+from training.no_answer import fit_logistic, fit_no_answer
 from training.train_reader import DEFAULT_CHECKPOINTS, best_spans, evaluate_squad, read_dev, write_model
 
 CALIBRATION_FILE = "calibration.json"
@@ -32,38 +33,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def fit_platt(logits: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    """Platt scaling: the a and b that minimise the log loss of sigmoid(a * logit + b) against
-    `right`, with Platt's smoothed targets (so that a small or one-sided set cannot diverge)."""
-    positives = float(right.sum())
-    negatives = float(len(right) - positives)
-    targets = np.where(right > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    a, b = 1.0, 0.0
-    for _ in range(100):
-        p = _sigmoid(a * logits + b)
-        weight = p * (1 - p) + 1e-9
-        gradient = np.array([np.sum((p - targets) * logits), np.sum(p - targets)])
-        hessian = np.array(
-            [[np.sum(weight * logits * logits), np.sum(weight * logits)], [np.sum(weight * logits), np.sum(weight)]]
-        )
-        step = np.linalg.solve(hessian + 1e-6 * np.eye(2), gradient)
-        a, b = a - float(step[0]), b - float(step[1])
-        if np.abs(step).max() < 1e-9:
-            break
-    return min(max(a, 0.01), 3.0), b
-
-
-def choose_threshold(scores: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> tuple[float, dict]:
-    """The threshold with the best mean of (answerable questions answered right) and
-    (unanswerable ones abstained on); never under 0.5, where Haystack's no-answer wins anyway."""
-    best, best_value, best_figures = 0.5, -1.0, {}
-    for threshold in np.arange(0.5, 0.96, 0.01):
-        answered = scores >= threshold
-        has_answer = float((answered & right.astype(bool))[answerable].mean())
-        no_answer = float((~answered)[~answerable].mean())
-        if (has_answer + no_answer) / 2 > best_value:
-            best, best_value = round(float(threshold), 2), (has_answer + no_answer) / 2
-            best_figures = {"answerable_right": round(has_answer, 3), "unanswerable_abstained": round(no_answer, 3)}
-    return best, best_figures
+    """Platt scaling: the a and b that minimise the log loss of sigmoid(a * logit + b) against `right`."""
+    weights, bias = fit_logistic(logits[:, None], right)
+    return min(max(float(weights[0]), 0.01), 3.0), bias
 
 
 def _training_setup(model: Path) -> dict | None:
@@ -82,6 +54,8 @@ def calibrate(args: argparse.Namespace) -> dict:
     if args.limit:
         paragraphs = paragraphs[: args.limit]
     _, held_out = split_held_out(paragraphs, args.held_out, args.seed)
+    if args.no_answer_only:
+        return refit_no_answer(args, held_out)
     # about half of the windows unanswerable: on topic, from elsewhere in the article, or off topic
     examples = make_examples(
         held_out, args.seed + 1, same_paragraph_negatives=0.4, other_article_negatives=0.2, same_article_negatives=0.4
@@ -107,18 +81,19 @@ def calibrate(args: argparse.Namespace) -> dict:
     write_model(model, tokenizer, args.model, _training_setup(args.model))
     scores = _sigmoid(factor * logits + bias)
     table = reliability_table(scores.tolist(), right.tolist())
-    threshold, figures = choose_threshold(scores, right, answerable)
+    no_answer = fit_no_answer(held_out, args.model, args.questions)
     result = {
         "calibration_factor": round(factor, 4),
         "start_logit_shift": round(shift, 4),
-        "min_reader_score": threshold,
+        "min_reader_score": no_answer["min_reader_score"],
+        "no_answer_model": no_answer["model"],
         "held_out": {
             "articles": len({p.group for p in held_out}),
             "windows": len(examples),
             "unanswerable": int((~answerable).sum()),
             "expected_calibration_error": round(expected_calibration_error(table), 4),
-            **figures,
         },
+        "held_out_end_to_end": no_answer["figures"],
         "reliability": table,
         "date": datetime.date.today().isoformat(),
     }
@@ -133,6 +108,27 @@ def calibrate(args: argparse.Namespace) -> dict:
     return result
 
 
+def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
+    """Fit the no-answer model and `min_reader_score` again, keeping the confidence fit and the
+    weights (for example after a change to retrieval or to how windows are read)."""
+    path = args.model / CALIBRATION_FILE
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: run training.calibrate without --no-answer-only first")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    for stale in ("answerable_right", "unanswerable_abstained"):  # an older threshold's, on windows
+        result.get("held_out", {}).pop(stale, None)
+    no_answer = fit_no_answer(held_out, args.model, args.questions)
+    result.update(
+        min_reader_score=no_answer["min_reader_score"],
+        no_answer_model=no_answer["model"],
+        held_out_end_to_end=no_answer["figures"],
+        date=datetime.date.today().isoformat(),
+    )
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"])
+    return result
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the training data folder (its held-out part is used)")
@@ -141,6 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--held-out", type=float, default=0.04)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--questions", type=int, help="read at most this many held-out questions end to end")
+    parser.add_argument(
+        "--no-answer-only",
+        action="store_true",
+        help="fit only the no-answer model and min_reader_score again, keeping the confidence fit and the weights",
+    )
     parser.add_argument(
         "--log", type=Path, action="append", default=[], help="each training stage's train-log.jsonl, in order"
     )

@@ -126,20 +126,32 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
         lines.append(f"| XQuAD dev, gold paragraph given: EM / F1 | {dev['em']:.3f} / {dev['f1']:.3f} |")
     for key, value in (end_to_end or {}).items():
         lines.append(f"| {key} | {value} |")
+    e2e = calibration.get("held_out_end_to_end", {})
+    no_answer = calibration.get("no_answer_model")
+    minimum = calibration["min_reader_score"]
+    if e2e:
+        alone = e2e.get("confidence_alone", {})
+        lines += [
+            f"| held-out end to end ({e2e['questions']} questions, {e2e['unanswerable_readings']} made unanswerable): "
+            f"answer in the sentence shown / span right / unanswerable abstained, at {minimum} with the no-answer "
+            f"model | {e2e['answerable_evidence']} / {e2e['answerable_right']} / {e2e['unanswerable_abstained']} |",
+            f"| the same with the confidence alone (best threshold {alone.get('min_reader_score', '?')}) "
+            f"| {alone.get('answerable_evidence', '?')} / {alone.get('answerable_right', '?')} / "
+            f"{alone.get('unanswerable_abstained', '?')} |",
+        ]
     lines += [
-        f"| held-out windows: answerable answered right / unanswerable abstained at {calibration['min_reader_score']} "
-        f"| {held.get('answerable_right', '?')} / {held.get('unanswerable_abstained', '?')} |",
-        f"| held-out expected calibration error | {held['expected_calibration_error']} |",
+        f"| held-out windows: expected calibration error of the confidence | {held['expected_calibration_error']} |",
         "",
         "## Confidence",
         "",
         f"Confidence is sigmoid({calibration['calibration_factor']} × (start + end logit)), Haystack's span score with",
         "this model's calibration factor. Factor and bias were fitted on the held-out articles (Platt scaling);",
         f"the bias is in the weights, as a shift of {calibration.get('start_logit_shift', 0)} on every start logit,",
-        "which changes no span's rank, so Haystack's own reader gives the same confidence. `min_reader_score` "
-        f"({calibration['min_reader_score']}) is where qabot",
-        'says "I don\'t know". Right means F1 >= 0.5 against a gold answer.',
+        "which changes no span's rank, so Haystack's own reader gives the same confidence.",
+        "Right means F1 >= 0.5 against a gold answer.",
         "",
+    ]
+    lines += [
         "| confidence | answers | mean confidence | share right |",
         "|---|---|---|---|",
     ]
@@ -151,6 +163,25 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
         "",
         "![reliability](reliability.png)",
         "",
+    ]
+    if no_answer:
+        lines += [
+            '## When qabot says "I don\'t know"',
+            "",
+            "qabot abstains when no-answer wins, that is when the chance that the sentences read hold an answer,",
+            f"sigmoid({no_answer['reader']} × logit(confidence) + {no_answer['sentence']} × best sentence score"
+            f" {'−' if no_answer['bias'] < 0 else '+'} {abs(no_answer['bias'])}), is under one half, or when the",
+            "span's confidence is under",
+            f"`min_reader_score` ({minimum}). Both were fitted end to end on the held-out articles: qabot indexed",
+            "them and answered each question as the bot does, and again with every retrieved passage that holds",
+            "the answer taken away (`python -m training.calibrate`; `--no-answer-only` refits just these).",
+            "The threshold balances answering (the answer in the sentence shown) against abstaining on the",
+            "unanswerable readings. `answer.fitted_no_answer = false` uses Haystack's no-answer instead.",
+            "",
+        ]
+    else:
+        lines += [f'`min_reader_score` ({minimum}) is where qabot says "I don\'t know".', ""]
+    lines += [
         "## Limits",
         "",
         "English only. Trained on short windows: give it a few sentences, not a whole article. It is a",

@@ -1,0 +1,189 @@
+"""The reader's no-answer model, fitted end to end on held-out articles: qabot indexes them, then
+answers each held-out question twice, as the bot does, and once more with every retrieved passage
+that holds the answer taken away (an on-topic question the passages cannot answer, the kind a bot
+over news meets most). A logistic regression of the first kind against the second, on the best
+span's confidence and the best sentence's score, gives the chance that the passages hold an answer;
+the bot abstains when it is under one half (no-answer wins) or the span's confidence is under
+`min_reader_score`, which is chosen on the same readings (see `choose_min_score`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.data import Paragraph
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, penalty: float = 0.02) -> tuple[np.ndarray, float]:
+    """Weights and bias minimising the log loss of sigmoid(features @ w + b) against `labels`, plus
+    `penalty` / 2 * |w|^2, by Newton's method, with Platt's smoothed targets: a small, one-sided or
+    separable set cannot diverge (the penalty is nothing beside a thousand readings)."""
+    features = np.asarray(features, dtype=np.float64).reshape(len(labels), -1)
+    positives = float(labels.sum())
+    negatives = float(len(labels) - positives)
+    targets = np.where(labels > 0, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    design = np.c_[features, np.ones(len(labels))]
+    theta = np.zeros(design.shape[1])
+    theta[0] = 1.0
+    ridge = np.full(len(theta), float(penalty))
+    ridge[-1] = 1e-6  # the bias is (all but) not penalised
+
+    def loss(theta: np.ndarray) -> float:
+        z = design @ theta
+        return float(np.sum(np.logaddexp(0, z) - targets * z) + 0.5 * np.sum(ridge * theta * theta))
+
+    current = loss(theta)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ theta, -60, 60)))
+        weight = p * (1 - p) + 1e-9
+        gradient = design.T @ (p - targets) + ridge * theta
+        hessian = (design * weight[:, None]).T @ design + np.diag(ridge)
+        step = np.linalg.solve(hessian, gradient)
+        size = 1.0
+        while size > 1e-6 and loss(theta - size * step) > current:  # halve the step until the loss falls
+            size /= 2
+        theta = theta - size * step
+        current, improvement = loss(theta), np.abs(size * step).max()
+        if improvement < 1e-9:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+@dataclass(frozen=True)
+class Readings:
+    """One row per reading: the span's confidence (0 when no span), the best sentence's score,
+    whether the passages held the answer, whether the span is right (F1 >= 0.5) and whether its
+    sentence holds the answer (the evidence a user is shown)."""
+
+    confidence: np.ndarray
+    sentence: np.ndarray
+    answerable: np.ndarray
+    right: np.ndarray
+    evidence: np.ndarray
+
+    def features(self) -> np.ndarray:
+        confidence = np.clip(self.confidence, 1e-6, 1 - 1e-6)
+        return np.c_[np.log(confidence / (1 - confidence)), self.sentence]
+
+
+def _squad_file(paragraphs: list[Paragraph], path: Path) -> Path:
+    """The held-out paragraphs as one SQuAD-format file (an article per group)."""
+    articles: dict[str, list[dict]] = {}
+    for number, paragraph in enumerate(paragraphs):
+        articles.setdefault(paragraph.group, []).append(
+            {
+                "context": paragraph.context,
+                "qas": [
+                    {
+                        "id": f"{number}-{k}",
+                        "question": question,
+                        "answers": [{"text": text, "answer_start": start} for text, start in answers],
+                    }
+                    for k, (question, answers) in enumerate(paragraph.questions)
+                ],
+            }
+        )
+    data = [{"title": title, "paragraphs": items} for title, items in articles.items()]
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return path
+
+
+def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None = None) -> Readings:
+    """Index `paragraphs` and read each question as the bot does, with and without the passages
+    that hold its answer (questions whose every passage holds the answer get the first reading only)."""
+    from rich.progress import track
+
+    from bot.evaluation.metrics import evidence_hit, f1_score
+    from bot.evaluation.questionsets import load_question_set
+    from retrieval.engine import QAEngine
+    from retrieval.settings import load_settings
+
+    rows: list[tuple[float, float, bool, bool, bool]] = []
+    with tempfile.TemporaryDirectory(prefix="qabot-calibrate-") as work:
+        folder = Path(work)
+        questions = load_question_set(_squad_file(paragraphs, folder / "held-out.json"))
+        settings = load_settings(
+            index={"dir": folder / "index"},
+            data={"dir": folder / "data"},
+            store={"backend": "embedded"},
+            models={"reader": str(model.resolve()), "onnx_dir": folder / "onnx", "reader_quantize": False},
+            answer={"fitted_no_answer": False},
+        )
+        engine = QAEngine(settings)
+        engine.index_documents(questions.documents)
+        pipeline = engine.pipeline
+        answerer = pipeline.get_component("answerer")
+        pipeline.remove_component("answerer")
+        for question in track(questions.questions[:limit], description="Reading held-out questions", transient=True):
+            result = pipeline.run(
+                {"followup": {"question": question.question, "history": []}}, include_outputs_from={"followup"}
+            )
+            asked = result["followup"]
+            passages = result["ranker"]["documents"]
+            without = [d for d in passages if not evidence_hit("", d.content or "", question.answers)]
+            for documents, answerable in ((passages, True), (without, False)):
+                if not documents or (not answerable and len(without) == len(passages)):
+                    continue
+                reading = answerer.read(asked["reader_question"], documents, asked["question"], asked["context"])
+                span = reading.span
+                right = evidence = False
+                if answerable and span is not None:
+                    right = f1_score(span.data or "", question.answers) >= 0.5
+                    answer = answerer.answer_of(span)
+                    evidence = evidence_hit(answer.data or "", answer.meta["evidence"], question.answers)
+                rows.append((span.score if span else 0.0, reading.sentence_score, answerable, right, evidence))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+    return Readings(*(np.array(column) for column in columns))
+
+
+def choose_min_score(scores: np.ndarray, readings: Readings, answerable_chance: np.ndarray) -> tuple[float, dict]:
+    """The confidence threshold with the best mean of (answerable questions answered with the answer
+    in the sentence shown) and (unanswerable ones abstained on), the no-answer model deciding as well.
+    A span that misses a word or two but shows the right sentence still answers the user; a wrong
+    sentence or "I don't know" does not."""
+    best, best_value, figures = 0.0, -1.0, {}
+    for threshold in np.arange(0.0, 0.96, 0.01):
+        answered = (scores >= threshold) & (answerable_chance >= 0.5) & (scores > 0)
+        has_answer = float((answered & readings.evidence)[readings.answerable].mean())
+        no_answer = float((~answered)[~readings.answerable].mean())
+        if (has_answer + no_answer) / 2 > best_value + 1e-9:
+            best, best_value = round(float(threshold), 2), (has_answer + no_answer) / 2
+            figures = {
+                "answerable_evidence": round(has_answer, 3),
+                "answerable_right": round(float((answered & readings.right)[readings.answerable].mean()), 3),
+                "unanswerable_abstained": round(no_answer, 3),
+            }
+    return best, figures
+
+
+def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = None) -> dict:
+    """The no-answer model and `min_reader_score`, fitted on `paragraphs` (held-out articles), with
+    the figures that show what they do there."""
+    readings = read_end_to_end(paragraphs, model, limit)
+    has_span = readings.confidence > 0
+    if readings.answerable.sum() < 2 or (~readings.answerable).sum() < 2:
+        raise ValueError("too few held-out questions to fit the no-answer model: hold out more articles")
+    weights, bias = fit_logistic(readings.features()[has_span], readings.answerable[has_span])
+    chance = 1.0 / (1.0 + np.exp(-np.clip(readings.features() @ weights + bias, -60, 60)))
+    chance[~has_span] = 0.0
+    threshold, figures = choose_min_score(readings.confidence, readings, chance)
+    alone, alone_figures = choose_min_score(readings.confidence, readings, np.where(has_span, 1.0, 0.0))
+    return {
+        "model": {
+            "reader": round(float(weights[0]), 4),
+            "sentence": round(float(weights[1]), 4),
+            "bias": round(bias, 4),
+        },
+        "min_reader_score": threshold,
+        "figures": {
+            "questions": int(readings.answerable.sum()),
+            "unanswerable_readings": int((~readings.answerable).sum()),
+            **figures,
+            "confidence_alone": {"min_reader_score": alone, **alone_figures},
+        },
+    }
