@@ -35,7 +35,6 @@ from retrieval.models import (
     ResolvedModel,
     is_question_answering_model,
     reader_calibration,
-    reader_no_answer_model,
     resolve_model,
 )
 from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
@@ -167,7 +166,7 @@ class QAEngine:
         minimum = self.settings.answer.min_reader_score
         self.min_reader_score = float(minimum if minimum is not None else calibration.get("min_reader_score", 0.5))
         if self.settings.answer.fitted_no_answer:
-            self.no_answer_model = reader_no_answer_model(resolved.path)
+            self.no_answer_model = calibration.get("no_answer_model")
         try:
             if models.reader_backend == "onnx":
                 reader: Any = OnnxExtractiveReader(

@@ -14,6 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from retrieval.errors import QabotError
@@ -100,33 +101,28 @@ def is_question_answering_model(path: Path) -> bool:
     return any(isinstance(a, str) and a.endswith("ForQuestionAnswering") for a in architectures)
 
 
-def reader_calibration(path: Path) -> dict[str, float]:
-    """A reader's fitted `calibration_factor` and `min_reader_score` (its calibration.json), if it has them."""
+def reader_calibration(path: Path) -> dict[str, Any]:
+    """A reader's fitted values from its calibration.json, those it has: `calibration_factor` and
+    `min_reader_score` (floats), and `no_answer_model` (weights of the span confidence's logit and of
+    the best sentence's score, and a bias)."""
     try:
         data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {
+    found: dict[str, Any] = {
         key: float(data[key])
         for key in ("calibration_factor", "min_reader_score")
         if isinstance(data.get(key), int | float) and 0 < data[key] < 100
     }
-
-
-def reader_no_answer_model(path: Path) -> tuple[float, float, float] | None:
-    """A reader's fitted no-answer model (its calibration.json's `no_answer_model`: weights of the
-    span confidence's logit and of the best sentence's score, and a bias), if it has one."""
     try:
-        data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
-        model = data["no_answer_model"]
-        values = tuple(float(model[key]) for key in ("reader", "sentence", "bias"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not all(math.isfinite(v) and abs(v) < 1000 for v in values):
-        return None
-    return values  # type: ignore[return-value]
+        model = tuple(float(data["no_answer_model"][key]) for key in ("reader", "sentence", "bias"))
+    except (KeyError, TypeError, ValueError):
+        return found
+    if all(math.isfinite(v) and abs(v) < 1000 for v in model):
+        found["no_answer_model"] = model
+    return found
 
 
 def hub_is_offline() -> bool:

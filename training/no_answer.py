@@ -1,6 +1,6 @@
 """The reader's no-answer model, fitted end to end on held-out articles: qabot indexes them, then
-answers each held-out question twice, as the bot does, and once more with every retrieved passage
-that holds the answer taken away (an on-topic question the passages cannot answer, the kind a bot
+reads each held-out question as the bot does, and again with every retrieved passage that holds
+the answer taken away (an on-topic question the passages cannot answer, the kind a bot
 over news meets most). A logistic regression of the first kind against the second, on the best
 span's confidence and the best sentence's score, gives the chance that the passages hold an answer;
 the bot abstains when it is under one half (no-answer wins) or the span's confidence is under
@@ -9,6 +9,7 @@ the bot abstains when it is under one half (no-answer wins) or the span's confid
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.answerers import NoAnswerModel
 from training.data import Paragraph
 
 
@@ -169,16 +171,18 @@ def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = 
     if readings.answerable.sum() < 2 or (~readings.answerable).sum() < 2:
         raise ValueError("too few held-out questions to fit the no-answer model: hold out more articles")
     weights, bias = fit_logistic(readings.features()[has_span], readings.answerable[has_span])
-    chance = 1.0 / (1.0 + np.exp(-np.clip(readings.features() @ weights + bias, -60, 60)))
-    chance[~has_span] = 0.0
+    fitted = NoAnswerModel(round(float(weights[0]), 4), round(float(weights[1]), 4), round(bias, 4))
+    # the chance as the bot computes it, with the weights as written
+    chance = np.array(
+        [
+            fitted.answerable(confidence, sentence) if confidence > 0 else 0.0
+            for confidence, sentence in zip(readings.confidence, readings.sentence, strict=True)
+        ]
+    )
     threshold, figures = choose_min_score(readings.confidence, readings, chance)
     alone, alone_figures = choose_min_score(readings.confidence, readings, np.where(has_span, 1.0, 0.0))
     return {
-        "model": {
-            "reader": round(float(weights[0]), 4),
-            "sentence": round(float(weights[1]), 4),
-            "bias": round(bias, 4),
-        },
+        "model": dataclasses.asdict(fitted),
         "min_reader_score": threshold,
         "figures": {
             "questions": int(readings.answerable.sum()),
