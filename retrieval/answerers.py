@@ -236,30 +236,39 @@ class SentenceReader:
 
 @dataclass(frozen=True)
 class NoAnswerModel:
-    """The chance that the passages read hold an answer, from the reader's best span confidence and
-    the sentence reader's best sentence score: sigmoid(reader * logit(confidence) + sentence * score
-    + bias). Fitted end to end on held-out articles (`training.calibrate`), as a logistic regression
-    of answerable questions against the same questions with the passages holding the answer removed.
+    """The chance that the passages read hold an answer, from the reader's best span confidence, the
+    sentence reader's best sentence score and whether the span lies in that sentence (the two readers
+    agree): sigmoid(reader * logit(confidence) + sentence * score + agreement * [span in best sentence]
+    + bias). Fitted end to end on held-out articles (`training.calibrate`), as a logistic regression of
+    answerable questions against the same questions with the passages holding the answer removed.
     """
 
     reader: float
     sentence: float
     bias: float
+    agreement: float = 0.0
 
-    def answerable(self, confidence: float, sentence_score: float) -> float:
+    def answerable(self, confidence: float, sentence_score: float, in_best_sentence: bool = False) -> float:
         confidence = min(max(confidence, 1e-6), 1 - 1e-6)
-        z = self.reader * math.log(confidence / (1 - confidence)) + self.sentence * sentence_score + self.bias
+        z = (
+            self.reader * math.log(confidence / (1 - confidence))
+            + self.sentence * sentence_score
+            + self.agreement * float(in_best_sentence)
+            + self.bias
+        )
         return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
 
 
 @dataclass(frozen=True)
 class Reading:
     """What the extractive reader found in the passages for one question, before deciding to answer:
-    its best span (None: no span), the no-answer score of Haystack's reader, and the best sentence's score."""
+    its best span (None: no span), the no-answer score of Haystack's reader, the best sentence's
+    score, and whether the span lies in that best sentence."""
 
     span: ExtractedAnswer | None
     no_answer: float
     sentence_score: float
+    in_best_sentence: bool = False
 
 
 @component
@@ -272,7 +281,7 @@ class ExtractiveAnswerer:
     is the answer, unless no-answer wins or its confidence is under `min_score`: the answer is then
     None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
     a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
-    confidence and how well the best sentence matches the question.
+    confidence, how well the best sentence matches the question and whether the span lies in it.
     """
 
     def __init__(
@@ -327,7 +336,14 @@ class ExtractiveAnswerer:
         answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=True)["answers"]
         spans = [a for a in answers if a.data and a.data.strip()]
         no_answer = max((a.score for a in answers if not a.data), default=0.0)
-        return Reading(spans[0] if spans else None, no_answer, choices[0][0])
+        if not spans:
+            return Reading(None, no_answer, choices[0][0])
+        _, best_document, best = choices[0]
+        start, end = best_document.meta["sentences"].spans[best]
+        placed = self.answer_of(spans[0])
+        assert placed.document is not None and placed.document_offset is not None
+        agree = placed.document.id == best_document.id and start <= placed.document_offset.start < end
+        return Reading(spans[0], no_answer, choices[0][0], agree)
 
     def answerable(self, reading: Reading) -> float:
         """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
@@ -337,7 +353,7 @@ class ExtractiveAnswerer:
             return 1.0
         if self.no_answer_model is None:  # Haystack's: no-answer wins when it outscores the best span
             return 1.0 if reading.span.score >= reading.no_answer else 0.0
-        return self.no_answer_model.answerable(reading.span.score, reading.sentence_score)
+        return self.no_answer_model.answerable(reading.span.score, reading.sentence_score, reading.in_best_sentence)
 
     @component.output_types(answer=ExtractedAnswer | None)
     def run(

@@ -104,7 +104,8 @@ def is_question_answering_model(path: Path) -> bool:
 def reader_calibration(path: Path) -> dict[str, Any]:
     """A reader's fitted values from its calibration.json, those it has: `calibration_factor` and
     `min_reader_score` (floats), and `no_answer_model` (weights of the span confidence's logit and of
-    the best sentence's score, and a bias)."""
+    the best sentence's score, a bias, and the weight of the span lying in that sentence: 0 when an
+    older file has none)."""
     try:
         data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,8 +118,9 @@ def reader_calibration(path: Path) -> dict[str, Any]:
         if isinstance(data.get(key), int | float) and 0 < data[key] < 100
     }
     try:
-        model = tuple(float(data["no_answer_model"][key]) for key in ("reader", "sentence", "bias"))
-    except (KeyError, TypeError, ValueError):
+        fitted = data["no_answer_model"]
+        model = (*(float(fitted[key]) for key in ("reader", "sentence", "bias")), float(fitted.get("agreement", 0.0)))
+    except (AttributeError, KeyError, TypeError, ValueError):
         return found
     if all(math.isfinite(v) and abs(v) < 1000 for v in model):
         found["no_answer_model"] = model

@@ -12,7 +12,7 @@ from retrieval.answer import Turn
 from retrieval.answerers import ExtractiveAnswerer
 from retrieval.engine import QAEngine
 from retrieval.errors import ConfigError
-from retrieval.models import DEFAULT_READER_MODEL, resolve_model
+from retrieval.models import DEFAULT_READER_MODEL, reader_calibration, resolve_model
 from retrieval.reader import OnnxExtractiveReader
 from tests.conftest import make_settings, run_qabot
 
@@ -56,7 +56,7 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
     assert reader_engine.min_reader_score == calibration["min_reader_score"]
     assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
     fitted = calibration["no_answer_model"]
-    assert reader_engine.no_answer_model == (fitted["reader"], fitted["sentence"], fitted["bias"])
+    assert reader_engine.no_answer_model == (fitted["reader"], fitted["sentence"], fitted["bias"], fitted["agreement"])
     assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
     engine = QAEngine(
         make_settings(
@@ -76,13 +76,27 @@ def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engin
     model = answerer.no_answer_model
     assert model.answerable(0.6, 0.8) > model.answerable(0.6, 0.3)
     assert model.answerable(0.9, 0.5) > model.answerable(0.2, 0.5)
+    assert model.answerable(0.6, 0.6, in_best_sentence=True) > model.answerable(0.6, 0.6, in_best_sentence=False)
     for question, holds_answer in (("Who declared the talks dead?", True), ("What is the capital of France?", False)):
         run = reader_engine.pipeline.run(
             {"followup": {"question": question, "history": []}}, include_outputs_from={"ranker"}
         )
         reading = answerer.read(question, run["ranker"]["documents"])
         assert reading.span is not None and 0.0 < reading.sentence_score <= 1.0
+        if holds_answer:  # "President Donald Trump" lies in the sentence that matches the question best
+            assert reading.in_best_sentence
         assert (answerer.answerable(reading) >= 0.5) is holds_answer, (question, reading)
+
+
+def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_they_go(tmp_path):
+    fitted = {"reader": 0.4, "sentence": 5.9, "bias": -3.0}
+    (tmp_path / "calibration.json").write_text(json.dumps({"min_reader_score": 0.42, "no_answer_model": fitted}))
+    older = reader_calibration(tmp_path)
+    assert older == {"min_reader_score": 0.42, "no_answer_model": (0.4, 5.9, -3.0, 0.0)}  # no agreement weight yet
+    not_finite = '{"no_answer_model": {"reader": 1, "sentence": NaN, "bias": 0}}'
+    for damaged in ("[]", '{"no_answer_model": "yes"}', not_finite):
+        (tmp_path / "calibration.json").write_text(damaged)
+        assert "no_answer_model" not in reader_calibration(tmp_path)
 
 
 def test_onnx_and_haystack_torch_readers_give_the_same_answers():

@@ -168,7 +168,7 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert 0.01 <= figures["calibration_factor"] <= 3.0
     assert 0.0 <= figures["min_reader_score"] < 1.0
     assert figures["held_out"]["windows"] > 0
-    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias"}
+    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias", "agreement"}
     end_to_end = figures["held_out_end_to_end"]
     assert end_to_end["questions"] == 8 and end_to_end["unanswerable_readings"] > 0
     card = (out / "README.md").read_text()
@@ -180,8 +180,10 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
 
     # refitting only the no-answer model keeps the confidence fit and the weights
     weights = (out / "model.safetensors").read_bytes()
-    calibrate.main(["--data", str(data), "--model", str(out), "--held-out", "0.34", "--no-answer-only"])
+    gone = str(tmp_path / "no-such-log.jsonl")  # the logs are not where the refit runs: the card keeps the stages
+    calibrate.main(["--data", str(data), "--model", str(out), "--held-out", "0.34", "--no-answer-only", "--log", gone])
     again = json.loads((out / "calibration.json").read_text())
+    assert "| same_article_negatives | - | 1.0 |" in (out / "README.md").read_text()
     assert (out / "model.safetensors").read_bytes() == weights
     assert (again["calibration_factor"], again["reliability"]) == (
         figures["calibration_factor"],

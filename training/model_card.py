@@ -44,11 +44,28 @@ def _stage(log: list[dict]) -> dict:
     }
 
 
+STAGES_FILE = "training-stages.json"
+
+
+def training_stages(model: Path, log_paths: list[Path]) -> list[dict]:
+    """Each stage's summary from its training log; kept beside the weights (`training-stages.json`),
+    so the card can be written again where the logs are not (a refit on another machine)."""
+    logs = [read_log(path) for path in log_paths]
+    kept = model / STAGES_FILE
+    if any(logs):
+        stages = [_stage(log) for log in logs]
+        kept.write_text(json.dumps(stages, indent=2) + "\n", encoding="utf-8")
+        return stages
+    if kept.is_file():
+        return json.loads(kept.read_text(encoding="utf-8"))
+    return [_stage([])]
+
+
 def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None = None) -> Path:
     """Write `model/README.md` from the training logs, one per stage (a later stage starts from the
     weights of the one before); `end_to_end` adds figures measured through qabot's own pipeline."""
     calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
-    stages = [_stage(read_log(path)) for path in log_paths] or [_stage([])]
+    stages = training_stages(model, log_paths)
     if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
         stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
     dev = calibration.get("dev_gold_paragraph", {})
@@ -170,6 +187,7 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
             "",
             "qabot abstains when no-answer wins, that is when the chance that the sentences read hold an answer,",
             f"sigmoid({no_answer['reader']} × logit(confidence) + {no_answer['sentence']} × best sentence score"
+            f" + {no_answer.get('agreement', 0.0)} × [the span lies in that sentence]"
             f" {'−' if no_answer['bias'] < 0 else '+'} {abs(no_answer['bias'])}), is under one half, or when the",
             "span's confidence is under",
             f"`min_reader_score` ({minimum}). Both were fitted end to end on the held-out articles: qabot indexed",
