@@ -199,11 +199,10 @@ class SentenceReader:
         ]
         return sorted(choices, key=lambda choice: choice[0], reverse=True)
 
-    def window_of(self, document: Document, sentence: int, around: tuple[int, int]) -> tuple[str, int]:
-        """The text of `around` sentences before and after `sentence` of `document`, and its offset."""
+    def sentences_text(self, document: Document, first: int, last: int) -> tuple[str, int]:
+        """The text of sentences first..last - 1 of `document`, and its offset in the document."""
         spans = document.meta["sentences"].spans
-        first, last = max(0, sentence - around[0]), min(len(spans), sentence + around[1] + 1)
-        return self._window_text(document, (first, last)), spans[first][0]
+        return self._window_text(document, (first, last)), spans[first][0] if first < len(spans) else 0
 
     @component.output_types(answer=ExtractedAnswer | None)
     def run(
@@ -237,23 +236,29 @@ class SentenceReader:
 @dataclass(frozen=True)
 class NoAnswerModel:
     """The chance that the passages read hold an answer, from the reader's best span confidence, the
-    sentence reader's best sentence score and whether the span lies in that sentence (the two readers
-    agree): sigmoid(reader * logit(confidence) + sentence * score + agreement * [span in best sentence]
-    + bias). Fitted end to end on held-out articles (`training.calibrate`), as a logistic regression of
-    answerable questions against the same questions with the passages holding the answer removed.
+    sentence reader's best sentence score, whether the span lies in that sentence (the two readers
+    agree) and that sentence's lead over the second best: sigmoid(reader * logit(confidence) +
+    sentence * score + agreement * [span in best sentence] + margin * lead + bias). Fitted end to end
+    on held-out articles (`training.calibrate`), as a logistic regression of answerable questions
+    against the same questions with the passages holding the answer removed. Older fits have no
+    agreement or margin weight: 0.
     """
 
     reader: float
     sentence: float
     bias: float
     agreement: float = 0.0
+    margin: float = 0.0
 
-    def answerable(self, confidence: float, sentence_score: float, in_best_sentence: bool = False) -> float:
+    def answerable(
+        self, confidence: float, sentence_score: float, in_best_sentence: bool = False, lead: float = 0.0
+    ) -> float:
         confidence = min(max(confidence, 1e-6), 1 - 1e-6)
         z = (
             self.reader * math.log(confidence / (1 - confidence))
             + self.sentence * sentence_score
             + self.agreement * float(in_best_sentence)
+            + self.margin * lead
             + self.bias
         )
         return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
@@ -263,12 +268,13 @@ class NoAnswerModel:
 class Reading:
     """What the extractive reader found in the passages for one question, before deciding to answer:
     its best span (None: no span), the no-answer score of Haystack's reader, the best sentence's
-    score, and whether the span lies in that best sentence."""
+    score, whether the span lies in that best sentence, and the best sentence's lead over the next."""
 
     span: ExtractedAnswer | None
     no_answer: float
     sentence_score: float
     in_best_sentence: bool = False
+    lead: float = 0.0
 
 
 @component
@@ -281,7 +287,8 @@ class ExtractiveAnswerer:
     is the answer, unless no-answer wins or its confidence is under `min_score`: the answer is then
     None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
     a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
-    confidence, how well the best sentence matches the question and whether the span lies in it.
+    confidence, how well the best sentence matches the question, whether the span lies in it and
+    how far it leads the next sentence.
     """
 
     def __init__(
@@ -307,18 +314,31 @@ class ExtractiveAnswerer:
         self.sentences.warm_up()
 
     def _windows(self, choices: list[tuple[float, Document, int]]) -> list[Document]:
-        """Documents for the reader: the windows around the best sentences, none twice."""
-        windows: dict[tuple[str, str], Document] = {}
-        for _, document, k in choices:
-            if len(windows) >= self.windows:
-                break
-            text, offset = self.sentences.window_of(document, k, self.around)
-            key = (document.meta.get("source", ""), text)
-            if text and key not in windows:
-                windows[key] = Document(
-                    id=f"{document.id}:{offset}", content=text, meta={"passage": document, "offset": offset}
-                )
-        return list(windows.values())
+        """Documents for the reader: the `windows` best sentences, each with `around` sentences before
+        and after it. Windows of one passage that overlap or touch are read as one (the best two
+        sentences are most often neighbours: one read of four sentences, not two of three)."""
+        ranges: dict[str, list[list[int]]] = {}
+        passages: dict[str, Document] = {}
+        for _, document, k in choices[: self.windows]:
+            count = len(document.meta["sentences"].spans)
+            ranges.setdefault(document.id, []).append([max(0, k - self.around[0]), min(count, k + self.around[1] + 1)])
+            passages[document.id] = document
+        windows = []
+        for passage_id, found in ranges.items():  # passages in the order of their best sentence
+            merged: list[list[int]] = []
+            for first, last in sorted(found):
+                if merged and first <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], last)
+                else:
+                    merged.append([first, last])
+            passage = passages[passage_id]
+            for first, last in merged:
+                text, offset = self.sentences.sentences_text(passage, first, last)
+                if text:
+                    windows.append(
+                        Document(id=f"{passage.id}:{offset}", content=text, meta={"passage": passage, "offset": offset})
+                    )
+        return windows
 
     def read(
         self,
@@ -336,14 +356,15 @@ class ExtractiveAnswerer:
         answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=True)["answers"]
         spans = [a for a in answers if a.data and a.data.strip()]
         no_answer = max((a.score for a in answers if not a.data), default=0.0)
+        score, best_document, best = choices[0]
+        lead = score - choices[1][0] if len(choices) > 1 else score
         if not spans:
-            return Reading(None, no_answer, choices[0][0])
-        _, best_document, best = choices[0]
+            return Reading(None, no_answer, score, lead=lead)
         start, end = best_document.meta["sentences"].spans[best]
         placed = self.answer_of(spans[0])
         assert placed.document is not None and placed.document_offset is not None
         agree = placed.document.id == best_document.id and start <= placed.document_offset.start < end
-        return Reading(spans[0], no_answer, choices[0][0], agree)
+        return Reading(spans[0], no_answer, score, agree, lead)
 
     def answerable(self, reading: Reading) -> float:
         """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
@@ -353,7 +374,9 @@ class ExtractiveAnswerer:
             return 1.0
         if self.no_answer_model is None:  # Haystack's: no-answer wins when it outscores the best span
             return 1.0 if reading.span.score >= reading.no_answer else 0.0
-        return self.no_answer_model.answerable(reading.span.score, reading.sentence_score, reading.in_best_sentence)
+        return self.no_answer_model.answerable(
+            reading.span.score, reading.sentence_score, reading.in_best_sentence, reading.lead
+        )
 
     @component.output_types(answer=ExtractedAnswer | None)
     def run(

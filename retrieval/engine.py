@@ -82,7 +82,7 @@ class QAEngine:
         self._reader_checked = False
         self.reader_notice: str | None = None
         self.min_reader_score = 0.5
-        self.no_answer_model: tuple[float, float, float, float] | None = None
+        self.no_answer_model: tuple[float, ...] | None = None
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]

@@ -104,8 +104,8 @@ def is_question_answering_model(path: Path) -> bool:
 def reader_calibration(path: Path) -> dict[str, Any]:
     """A reader's fitted values from its calibration.json, those it has: `calibration_factor` and
     `min_reader_score` (floats), and `no_answer_model` (weights of the span confidence's logit and of
-    the best sentence's score, a bias, and the weight of the span lying in that sentence: 0 when an
-    older file has none)."""
+    the best sentence's score, a bias, and the weights of the span lying in that sentence and of that
+    sentence's lead over the next: 0 when an older file has none)."""
     try:
         data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -119,7 +119,8 @@ def reader_calibration(path: Path) -> dict[str, Any]:
     }
     try:
         fitted = data["no_answer_model"]
-        model = (*(float(fitted[key]) for key in ("reader", "sentence", "bias")), float(fitted.get("agreement", 0.0)))
+        later = (float(fitted.get(key, 0.0)) for key in ("agreement", "margin"))  # 0 in older fits
+        model = (*(float(fitted[key]) for key in ("reader", "sentence", "bias")), *later)
     except (AttributeError, KeyError, TypeError, ValueError):
         return found
     if all(math.isfinite(v) and abs(v) < 1000 for v in model):

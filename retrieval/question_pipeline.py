@@ -40,7 +40,7 @@ def build_question_pipeline(
     reader: Any,
     onnx: Callable[[], OnnxEmbedder],
     min_reader_score: float = 0.5,
-    no_answer_model: tuple[float, float, float, float] | None = None,
+    no_answer_model: tuple[float, ...] | None = None,
 ) -> Pipeline:
     """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""

@@ -56,7 +56,8 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
     assert reader_engine.min_reader_score == calibration["min_reader_score"]
     assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
     fitted = calibration["no_answer_model"]
-    assert reader_engine.no_answer_model == (fitted["reader"], fitted["sentence"], fitted["bias"], fitted["agreement"])
+    weights = tuple(fitted[key] for key in ("reader", "sentence", "bias", "agreement", "margin"))
+    assert reader_engine.no_answer_model == weights
     assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
     engine = QAEngine(
         make_settings(
@@ -77,6 +78,7 @@ def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engin
     assert model.answerable(0.6, 0.8) > model.answerable(0.6, 0.3)
     assert model.answerable(0.9, 0.5) > model.answerable(0.2, 0.5)
     assert model.answerable(0.6, 0.6, in_best_sentence=True) > model.answerable(0.6, 0.6, in_best_sentence=False)
+    assert model.answerable(0.6, 0.6, lead=0.2) > model.answerable(0.6, 0.6, lead=0.0)
     for question, holds_answer in (("Who declared the talks dead?", True), ("What is the capital of France?", False)):
         run = reader_engine.pipeline.run(
             {"followup": {"question": question, "history": []}}, include_outputs_from={"ranker"}
@@ -88,11 +90,35 @@ def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engin
         assert (answerer.answerable(reading) >= 0.5) is holds_answer, (question, reading)
 
 
+def test_the_reader_reads_neighbouring_best_sentences_as_one_window(reader_engine):
+    answerer = reader_engine.pipeline.get_component("answerer")
+    run = reader_engine.pipeline.run(
+        {"followup": {"question": "Who declared the talks dead?", "history": []}}, include_outputs_from={"ranker"}
+    )
+    passage = max(run["ranker"]["documents"], key=lambda d: len(d.meta["sentences"].spans))
+    spans, text = passage.meta["sentences"].spans, passage.content
+    assert len(spans) >= 7
+
+    def windows(*sentences: int) -> list[tuple[int, int]]:
+        found = answerer._windows([(1.0, passage, k) for k in sentences])
+        for window in found:
+            assert window.meta["passage"] is passage
+            assert text[window.meta["offset"] :].startswith(window.content)
+        return [(w.meta["offset"], w.meta["offset"] + len(w.content)) for w in found]
+
+    # sentences 3 and 4, one before and one after each: sentences 2 to 5 in one read
+    assert windows(3, 4) == [(spans[2][0], spans[5][1])]
+    assert windows(4, 3) == windows(3, 4)
+    assert windows(3, 5) == [(spans[2][0], spans[6][1])]  # touching windows are one read too
+    assert windows(1, 5) == [(spans[0][0], spans[2][1]), (spans[4][0], spans[6][1])]  # apart: two reads
+    assert windows(0) == [(spans[0][0], spans[1][1])]  # no sentence before the first
+
+
 def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_they_go(tmp_path):
     fitted = {"reader": 0.4, "sentence": 5.9, "bias": -3.0}
     (tmp_path / "calibration.json").write_text(json.dumps({"min_reader_score": 0.42, "no_answer_model": fitted}))
     older = reader_calibration(tmp_path)
-    assert older == {"min_reader_score": 0.42, "no_answer_model": (0.4, 5.9, -3.0, 0.0)}  # no agreement weight yet
+    assert older == {"min_reader_score": 0.42, "no_answer_model": (0.4, 5.9, -3.0, 0.0, 0.0)}  # no later weights
     not_finite = '{"no_answer_model": {"reader": 1, "sentence": NaN, "bias": 0}}'
     for damaged in ("[]", '{"no_answer_model": "yes"}', not_finite):
         (tmp_path / "calibration.json").write_text(damaged)

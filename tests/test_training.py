@@ -168,7 +168,7 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert 0.01 <= figures["calibration_factor"] <= 3.0
     assert 0.0 <= figures["min_reader_score"] < 1.0
     assert figures["held_out"]["windows"] > 0
-    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias", "agreement"}
+    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias", "agreement", "margin"}
     end_to_end = figures["held_out_end_to_end"]
     assert end_to_end["questions"] == 8 and end_to_end["unanswerable_readings"] > 0
     card = (out / "README.md").read_text()

@@ -188,6 +188,7 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
             "qabot abstains when no-answer wins, that is when the chance that the sentences read hold an answer,",
             f"sigmoid({no_answer['reader']} × logit(confidence) + {no_answer['sentence']} × best sentence score"
             f" + {no_answer.get('agreement', 0.0)} × [the span lies in that sentence]"
+            f" + {no_answer.get('margin', 0.0)} × that sentence's lead over the next"
             f" {'−' if no_answer['bias'] < 0 else '+'} {abs(no_answer['bias'])}), is under one half, or when the",
             "span's confidence is under",
             f"`min_reader_score` ({minimum}). Both were fitted end to end on the held-out articles: qabot indexed",

@@ -2,8 +2,8 @@
 reads each held-out question as the bot does, and again with every retrieved passage that holds
 the answer taken away (an on-topic question the passages cannot answer, the kind a bot
 over news meets most). A logistic regression of the first kind against the second, on the best
-span's confidence, the best sentence's score and whether the span lies in that sentence, gives the
-chance that the passages hold an answer;
+span's confidence, the best sentence's score, whether the span lies in that sentence and that
+sentence's lead over the next, gives the chance that the passages hold an answer;
 the bot abstains when it is under one half (no-answer wins) or the span's confidence is under
 `min_reader_score`, which is chosen on the same readings (see `choose_min_score`).
 """
@@ -60,20 +60,23 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, penalty: float = 0.02
 @dataclass(frozen=True)
 class Readings:
     """One row per reading: the span's confidence (0 when no span), the best sentence's score,
-    whether the span lies in that sentence, whether the passages held the answer, whether the span
-    is right (F1 >= 0.5) and whether its sentence holds the answer (the evidence a user is shown)."""
+    whether the span lies in that sentence, that sentence's lead over the next, whether the passages
+    held the answer, whether the span is right (F1 >= 0.5) and whether its sentence holds the answer
+    (the evidence a user is shown)."""
 
     confidence: np.ndarray
     sentence: np.ndarray
     agreement: np.ndarray
+    lead: np.ndarray
     answerable: np.ndarray
     right: np.ndarray
     evidence: np.ndarray
 
     def features(self) -> np.ndarray:
-        """The no-answer model's inputs, in the order of its weights: reader, sentence, agreement."""
+        """The no-answer model's inputs, in the order of its weights: reader, sentence, agreement, margin."""
         confidence = np.clip(self.confidence, 1e-6, 1 - 1e-6)
-        return np.c_[np.log(confidence / (1 - confidence)), self.sentence, self.agreement.astype(float)]
+        logit = np.log(confidence / (1 - confidence))
+        return np.c_[logit, self.sentence, self.agreement.astype(float), self.lead]
 
 
 def _squad_file(paragraphs: list[Paragraph], path: Path) -> Path:
@@ -108,7 +111,7 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
     from retrieval.engine import QAEngine
     from retrieval.settings import load_settings
 
-    rows: list[tuple[float, float, bool, bool, bool, bool]] = []
+    rows: list[tuple[float, float, bool, float, bool, bool, bool]] = []
     with tempfile.TemporaryDirectory(prefix="qabot-calibrate-") as work:
         folder = Path(work)
         questions = load_question_set(_squad_file(paragraphs, folder / "held-out.json"))
@@ -142,8 +145,9 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
                     answer = answerer.answer_of(span)
                     evidence = evidence_hit(answer.data or "", answer.meta["evidence"], question.answers)
                 score = span.score if span else 0.0
-                rows.append((score, reading.sentence_score, reading.in_best_sentence, answerable, right, evidence))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+                features = (score, reading.sentence_score, reading.in_best_sentence, reading.lead)
+                rows.append((*features, answerable, right, evidence))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
     return Readings(*(np.array(column) for column in columns))
 
 
@@ -175,14 +179,14 @@ def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = 
     if readings.answerable.sum() < 2 or (~readings.answerable).sum() < 2:
         raise ValueError("too few held-out questions to fit the no-answer model: hold out more articles")
     weights, bias = fit_logistic(readings.features()[has_span], readings.answerable[has_span])
-    reader, sentence, agreement = (round(float(w), 4) for w in weights)
-    fitted = NoAnswerModel(reader, sentence, round(bias, 4), agreement)
+    reader, sentence, agreement, margin = (round(float(w), 4) for w in weights)
+    fitted = NoAnswerModel(reader, sentence, round(bias, 4), agreement, margin)
     # the chance as the bot computes it, with the weights as written
     chance = np.array(
         [
-            fitted.answerable(confidence, sentence, bool(agree)) if confidence > 0 else 0.0
-            for confidence, sentence, agree in zip(
-                readings.confidence, readings.sentence, readings.agreement, strict=True
+            fitted.answerable(confidence, sentence, bool(agree), lead) if confidence > 0 else 0.0
+            for confidence, sentence, agree, lead in zip(
+                readings.confidence, readings.sentence, readings.agreement, readings.lead, strict=True
             )
         ]
     )
