@@ -316,14 +316,15 @@ class ExtractiveAnswerer:
     def _windows(self, choices: list[tuple[float, Document, int]]) -> list[Document]:
         """Documents for the reader: the `windows` best sentences, each with `around` sentences before
         and after it. Windows of one passage that overlap or touch are read as one (the best two
-        sentences are most often neighbours: one read of four sentences, not two of three)."""
+        sentences are most often neighbours: one read of four sentences, not two of three). The same
+        text of one article (in two overlapping passages) is read once."""
         ranges: dict[str, list[list[int]]] = {}
         passages: dict[str, Document] = {}
         for _, document, k in choices[: self.windows]:
             count = len(document.meta["sentences"].spans)
             ranges.setdefault(document.id, []).append([max(0, k - self.around[0]), min(count, k + self.around[1] + 1)])
             passages[document.id] = document
-        windows = []
+        windows, seen = [], set()
         for passage_id, found in ranges.items():  # passages in the order of their best sentence
             merged: list[list[int]] = []
             for first, last in sorted(found):
@@ -334,7 +335,9 @@ class ExtractiveAnswerer:
             passage = passages[passage_id]
             for first, last in merged:
                 text, offset = self.sentences.sentences_text(passage, first, last)
-                if text:
+                key = (passage.meta.get("source", ""), text)
+                if text and key not in seen:
+                    seen.add(key)
                     windows.append(
                         Document(id=f"{passage.id}:{offset}", content=text, meta={"passage": passage, "offset": offset})
                     )

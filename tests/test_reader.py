@@ -112,6 +112,8 @@ def test_the_reader_reads_neighbouring_best_sentences_as_one_window(reader_engin
     assert windows(3, 5) == [(spans[2][0], spans[6][1])]  # touching windows are one read too
     assert windows(1, 5) == [(spans[0][0], spans[2][1]), (spans[4][0], spans[6][1])]  # apart: two reads
     assert windows(0) == [(spans[0][0], spans[1][1])]  # no sentence before the first
+    twin = Document(id="twin", content=passage.content, meta=passage.meta)  # an overlapping passage of the article
+    assert len(answerer._windows([(1.0, passage, 3), (0.9, twin, 3)])) == 1  # its same text is read once
 
 
 def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_they_go(tmp_path):
