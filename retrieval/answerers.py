@@ -202,7 +202,7 @@ class SentenceReader:
     def sentences_text(self, document: Document, first: int, last: int) -> tuple[str, int]:
         """The text of sentences first..last - 1 of `document`, and its offset in the document."""
         spans = document.meta["sentences"].spans
-        return self._window_text(document, (first, last)), spans[first][0] if first < len(spans) else 0
+        return self._window_text(document, (first, last)), spans[first][0]
 
     @component.output_types(answer=ExtractedAnswer | None)
     def run(
@@ -267,8 +267,9 @@ class NoAnswerModel:
 @dataclass(frozen=True)
 class Reading:
     """What the extractive reader found in the passages for one question, before deciding to answer:
-    its best span (None: no span), the no-answer score of Haystack's reader, the best sentence's
-    score, whether the span lies in that best sentence, and the best sentence's lead over the next."""
+    its best span, placed in its passage with its evidence sentence (None: no span), the no-answer
+    score of Haystack's reader, the best sentence's score, whether the span lies in that best
+    sentence, and the best sentence's lead over the next."""
 
     span: ExtractedAnswer | None
     no_answer: float
@@ -364,10 +365,10 @@ class ExtractiveAnswerer:
         if not spans:
             return Reading(None, no_answer, score, lead=lead)
         start, end = best_document.meta["sentences"].spans[best]
-        placed = self.answer_of(spans[0])
-        assert placed.document is not None and placed.document_offset is not None
-        agree = placed.document.id == best_document.id and start <= placed.document_offset.start < end
-        return Reading(spans[0], no_answer, score, agree, lead)
+        span = self.answer_of(spans[0])
+        assert span.document is not None and span.document_offset is not None
+        agree = span.document.id == best_document.id and start <= span.document_offset.start < end
+        return Reading(span, no_answer, score, agree, lead)
 
     def answerable(self, reading: Reading) -> float:
         """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
@@ -396,7 +397,7 @@ class ExtractiveAnswerer:
         best = reading.span
         if best is None or best.score < self.min_score or self.answerable(reading) < 0.5:
             return {"answer": None}
-        return {"answer": self.answer_of(best)}
+        return {"answer": best}
 
     @staticmethod
     def answer_of(span: ExtractedAnswer) -> ExtractedAnswer:

@@ -142,8 +142,7 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
                 right = evidence = False
                 if answerable and span is not None:
                     right = f1_score(span.data or "", question.answers) >= 0.5
-                    answer = answerer.answer_of(span)
-                    evidence = evidence_hit(answer.data or "", answer.meta["evidence"], question.answers)
+                    evidence = evidence_hit(span.data or "", span.meta["evidence"], question.answers)
                 score = span.score if span else 0.0
                 features = (score, reading.sentence_score, reading.in_best_sentence, reading.lead)
                 rows.append((*features, answerable, right, evidence))
