@@ -34,6 +34,19 @@ MISSING_READER = "qabot-tests/no-such-reader-model"
 QABOT = Path(sys.executable).parent / "qabot"
 
 
+def _shipped_files() -> dict[str, float]:
+    return {str(path): path.stat().st_mtime for path in sorted((ROOT / "models").rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipped_models_stay_as_they_are() -> Iterator[None]:
+    """No test may write into models/ (a training run with the default --out would replace the
+    shipped reader)."""
+    before = _shipped_files()
+    yield
+    assert _shipped_files() == before, "a test changed the shipped models in models/"
+
+
 def make_settings(index_dir: Path, reader: str = MISSING_READER, **sections):
     """Settings for a test: its own index and data folders, no reader model unless given."""
     from retrieval.settings import load_settings

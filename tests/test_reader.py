@@ -155,6 +155,15 @@ def test_int8_reader_keeps_the_float_readers_answers(seed_index_dir, reader_engi
         assert (answer.kind, answer.text, answer.evidence) == (expected.kind, expected.text, expected.evidence)
 
 
+def test_the_models_thread_pools_sleep_between_runs(reader_engine):
+    # A question runs the embedding model, then the reader: a pool left spinning would hold the
+    # cores the other one needs.
+    sessions = [reader_engine._onnx_embedder._session, reader_engine._reader._session]
+    for session in sessions:
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def _onnx_dir():
     from retrieval.settings import load_settings
 

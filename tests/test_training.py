@@ -193,6 +193,60 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert all(abs(v) < 100 for v in again["no_answer_model"].values())
 
 
+def test_a_stage_can_train_on_some_files_while_the_held_out_articles_stay_out(tmp_path):
+    data = _tiny_squad(tmp_path / "data")
+    other = json.loads((data / "tiny.json").read_text())
+    for article in other["data"]:
+        article["title"] = "other " + article["title"]
+    (data / "other.json").write_text(json.dumps(other), encoding="utf-8")
+    checkpoints = tmp_path / "checkpoints"
+    common = ["--data", str(data), "--out", str(tmp_path / "reader"), "--checkpoints", str(checkpoints)]
+    common += ["--held-out", "0.34", "--threads", "1"]
+    with pytest.raises(SystemExit, match="no file nowhere"):
+        train_reader.main([*common, "--sources", "nowhere", "--max-steps", "1"])
+    train_reader.main([*common, "--sources", "other", "--max-steps", "1", "--batch-size", "64"])
+    start = next(r for r in map(json.loads, (checkpoints / "train-log.jsonl").read_text().splitlines()) if "setup" in r)
+    assert start["setup"]["sources"] == ["other"]
+    _, held = split_held_out(read_squad_folder(data), 0.34, 13)
+    trained = [p for p in read_squad_folder(data) if p.source == "other" and p not in held]
+    assert trained and start["examples"] == len(make_examples(trained, 13))
+
+
+def test_a_later_stage_starts_from_a_calibrated_folder_as_it_was_trained(tmp_path, tiny_reader_dir):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_reader_dir, folder)
+    stored = load_file(str(folder / "model.safetensors"))["qa_outputs.bias"].float()
+    (folder / "calibration.json").write_text(json.dumps({"start_logit_shift": 1.5}), encoding="utf-8")
+    weights = train_reader._initial_weights(folder)
+    assert float(weights["qa_outputs.bias"][0]) == pytest.approx(float(stored[0]) - 1.5, abs=1e-3)
+    assert float(weights["qa_outputs.bias"][1]) == pytest.approx(float(stored[1]), abs=1e-3)
+
+
+def test_a_new_stage_joins_the_kept_summaries_of_stages_whose_logs_are_gone(tmp_path):
+    from training.model_card import STAGES_FILE, training_stages
+
+    model = tmp_path / "reader"
+    model.mkdir()
+    earlier = [
+        {"setup": {"epochs": 3.0}, "examples": 10, "no_answer_share": 0.3, "steps": 5, "loss": 3.0, "reschedules": []}
+    ]
+    (model / STAGES_FILE).write_text(json.dumps(earlier), encoding="utf-8")
+    log = tmp_path / "stage2.jsonl"
+    records = [
+        {"event": "start", "setup": {"epochs": 1.0, "sources": ["new-wiki"]}, "examples": 4, "no_answer_share": 0.5},
+        {"step": 2, "loss": 2.5},
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    stages = training_stages(model, [tmp_path / "gone.jsonl", log])
+    assert stages[0] == earlier[0]
+    assert stages[1]["setup"]["sources"] == ["new-wiki"] and stages[1]["steps"] == 2
+    assert json.loads((model / STAGES_FILE).read_text()) == stages
+
+
 def test_logistic_fit_finds_the_weights_that_made_the_labels():
     import numpy as np
 

@@ -47,18 +47,25 @@ def _stage(log: list[dict]) -> dict:
 STAGES_FILE = "training-stages.json"
 
 
+def _setting(setup: dict, key: str) -> str:
+    value = setup.get(key)
+    if key == "sources":
+        return ", ".join(value) if value else "all"
+    return "-" if value is None else str(value)
+
+
 def training_stages(model: Path, log_paths: list[Path]) -> list[dict]:
     """Each stage's summary from its training log; kept beside the weights (`training-stages.json`),
     so the card can be written again where the logs are not (a refit on another machine)."""
     logs = [read_log(path) for path in log_paths]
     kept = model / STAGES_FILE
+    known = json.loads(kept.read_text(encoding="utf-8")) if kept.is_file() else []
     if any(logs):
-        stages = [_stage(log) for log in logs]
+        # a stage whose log is not here (trained elsewhere, earlier) keeps its kept summary
+        stages = [_stage(log) if log or n >= len(known) else known[n] for n, log in enumerate(logs)]
         kept.write_text(json.dumps(stages, indent=2) + "\n", encoding="utf-8")
         return stages
-    if kept.is_file():
-        return json.loads(kept.read_text(encoding="utf-8"))
-    return [_stage([])]
+    return known or [_stage([])]
 
 
 def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None = None) -> Path:
@@ -106,10 +113,20 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
         "| setting | " + " | ".join(f"stage {n}" for n in range(1, len(stages) + 1)) + " |",
         "|---|" + "---|" * len(stages),
     ]
-    keys = ("epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "same_article_negatives", "seed")
+    keys = (
+        "sources",
+        "epochs",
+        "batch_size",
+        "lr",
+        "warmup",
+        "max_length",
+        "freeze_layers",
+        "same_article_negatives",
+        "seed",
+    )
     for key in keys:
         if any(key in stage["setup"] for stage in stages):
-            lines.append(f"| {key} | " + " | ".join(str(stage["setup"].get(key, "-")) for stage in stages) + " |")
+            lines.append(f"| {key} | " + " | ".join(_setting(stage["setup"], key) for stage in stages) + " |")
     lines += [
         "| training windows (unanswerable share) | "
         + " | ".join(f"{stage['examples']} ({stage['no_answer_share']})" for stage in stages)

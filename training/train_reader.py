@@ -195,6 +195,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="share of questions that also get an unanswerable window from another paragraph of their article",
     )
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        help="train only on these files of --data (their stems); the held-out articles are still chosen over all files",
+    )
     parser.add_argument("--out", type=Path, default=Path("models/qabot-reader"), help="where the model is written")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint and log folder")
     parser.add_argument(
@@ -246,6 +251,11 @@ def train(args: argparse.Namespace) -> Path:
     if args.limit:
         paragraphs = paragraphs[: args.limit]
     train_paragraphs, _ = split_held_out(paragraphs, args.held_out, args.seed)
+    if args.sources:
+        missing = set(args.sources) - {p.source for p in paragraphs}
+        if missing:
+            raise SystemExit(f"--sources: no file {', '.join(sorted(missing))} in {args.data}")
+        train_paragraphs = [p for p in train_paragraphs if p.source in args.sources]
     model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
     if args.init:
         model.load_state_dict(_initial_weights(args.init))
@@ -353,7 +363,14 @@ def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(path, weights_only=False)["model"]
     from safetensors.torch import load_file
 
-    return {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+    weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+    # A calibrated folder carries its confidence bias as a shift of every start logit: undo it,
+    # so that training goes on from the weights as they were trained.
+    calibration = path / "calibration.json"
+    if calibration.is_file():
+        shift = json.loads(calibration.read_text(encoding="utf-8")).get("start_logit_shift", 0.0)
+        weights["qa_outputs.bias"][0] -= shift
+    return weights
 
 
 def _setup(args: argparse.Namespace, examples: int) -> dict:
@@ -364,6 +381,8 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
         setup["init"] = args.init.name  # the file or folder name (the setup is shipped beside the model)
     if args.same_article_negatives:
         setup["same_article_negatives"] = args.same_article_negatives
+    if args.sources:
+        setup["sources"] = sorted(args.sources)
     return {**setup, "examples": examples}
 
 
