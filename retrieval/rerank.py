@@ -8,6 +8,8 @@ retrieval confuses.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +27,8 @@ class SentenceEvidenceRanker:
     The top `top_k` passages are returned, passages of a source not yet listed first, so that five
     passages show five places rather than five slices of one. Near ties go to the newer article
     (`newest_first_among_ties`). `lexicon()` gives the store's `Lexicon` (None: cosines only).
+    The terms of each passage's sentences are kept for the last `cache` passages, as long as the
+    store gives the same lexicon: a passage's terms only change with the index.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class SentenceEvidenceRanker:
         lexical_weight: float = 0.5,
         prior_weight: float = 0.5,
         recency_margin: float = 0.0,
+        cache: int = 2048,
     ) -> None:
         self.lexicon = lexicon
         self.embedder = embedder
@@ -42,6 +47,29 @@ class SentenceEvidenceRanker:
         self.lexical_weight = lexical_weight
         self.prior_weight = prior_weight
         self.recency_margin = recency_margin
+        self.cache = cache
+        self._terms: OrderedDict[str, list[set[Any]]] = OrderedDict()
+        self._terms_of: Lexicon | None = None  # the lexicon the kept terms come from
+        self._terms_lock = threading.Lock()
+
+    def _sentence_terms(self, lexical: Lexicon, document: Document) -> list[set[Any]]:
+        """The terms of each sentence of `document`, from the cache where it has them."""
+        with self._terms_lock:
+            if lexical is not self._terms_of:
+                self._terms.clear()
+                self._terms_of = lexical
+            found = self._terms.get(document.id)
+            if found is not None:
+                self._terms.move_to_end(document.id)
+                return found
+        content = document.content or ""
+        terms = lexical.terms([content[a:b] for a, b in document.meta["sentences"].spans])
+        with self._terms_lock:
+            if lexical is self._terms_of:
+                self._terms[document.id] = terms
+                while len(self._terms) > self.cache:
+                    self._terms.popitem(last=False)
+        return terms
 
     def _query_vector(self, query_embedding: Any, question: str, context: str) -> np.ndarray:
         if context and self.embedder is not None:
@@ -66,8 +94,7 @@ class SentenceEvidenceRanker:
             cosines = np.asarray(document.meta["sentences"].vectors, dtype=np.float32) @ vector
             overlaps = np.zeros(len(spans), dtype=np.float32)
             if question_weight > 0 and lexical is not None:
-                content = document.content or ""
-                terms = lexical.terms([content[a:b] for a, b in spans])
+                terms = self._sentence_terms(lexical, document)
                 overlaps = np.array(
                     [(lexical.idf(own & t) + 0.5 * lexical.idf(earlier & t)) / question_weight for t in terms]
                 )

@@ -167,3 +167,49 @@ def test_the_question_is_run_through_the_model_once_for_search_and_reading(amazo
         reader.encoder = counting.encoder
     assert answer.kind == "sentence"
     assert "Which country holds most of the forest?" not in counting.read
+
+
+class CountingLexicon:
+    """The index's real lexicon, counting the texts whose terms it is asked for."""
+
+    def __init__(self, lexicon) -> None:
+        self.lexicon = lexicon
+        self.texts: list[str] = []
+
+    def terms(self, texts):
+        self.texts += texts
+        return self.lexicon.terms(texts)
+
+    def idf(self, terms):
+        return self.lexicon.idf(terms)
+
+
+def test_the_ranker_keeps_each_passages_sentence_terms_while_the_lexicon_stays(seed_engine):
+    from retrieval.rerank import SentenceEvidenceRanker
+    from retrieval.retrievers import BM25PassageRetriever
+
+    retriever = BM25PassageRetriever(seed_engine.index)
+    retriever.warm_up()
+    real = retriever.lexical
+    lexicon = CountingLexicon(real)
+    documents = [replace_score(d) for d in _documents(seed_engine)[:3]]
+    ranker = SentenceEvidenceRanker(lexicon=lambda: lexicon, cache=2)
+    vector = seed_engine._onnx.embed(["Who declared the talks dead?"])[0]
+    first = ranker.run(query_embedding=vector, question="Who declared the talks dead?", documents=documents)
+    read_once = len(lexicon.texts)
+    assert read_once > 2 + 3  # the question and its (empty) context, and every sentence of three passages
+    again = ranker.run(query_embedding=vector, question="Who declared the talks dead?", documents=documents[1:])
+    assert len(lexicon.texts) == read_once + 2  # only the question and its context: both passages were kept
+    assert [d.meta["best_sentence"] for d in again["documents"]] == [
+        d.meta["best_sentence"] for d in first["documents"] if d.id != documents[0].id
+    ]
+    other = CountingLexicon(real)  # a new index generation: its terms are read afresh
+    ranker.lexicon = lambda: other
+    ranker.run(query_embedding=vector, question="Who declared the talks dead?", documents=documents[1:])
+    assert len(other.texts) > 2
+
+
+def replace_score(document: Document) -> Document:
+    from dataclasses import replace
+
+    return replace(document, score=1.0)
