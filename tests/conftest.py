@@ -35,7 +35,7 @@ QABOT = Path(sys.executable).parent / "qabot"
 
 
 def _shipped_files() -> dict[str, float]:
-    return {str(path): path.stat().st_mtime for path in sorted((ROOT / "models").rglob("*")) if path.is_file()}
+    return {str(path): path.stat().st_mtime for path in (ROOT / "models").rglob("*") if path.is_file()}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from haystack import Document
@@ -10,7 +12,8 @@ from retrieval.answerers import SentenceReader
 from retrieval.engine import QAEngine
 from retrieval.models import resolve_model
 from retrieval.onnx_embedding import OnnxEmbedder
-from retrieval.retrievers import row_document
+from retrieval.rerank import SentenceEvidenceRanker
+from retrieval.retrievers import BM25PassageRetriever, row_document
 from tests.conftest import make_settings
 
 PASSAGE = "President Donald Trump declared the talks “dead” in September. Nobody expected that."
@@ -185,14 +188,11 @@ class CountingLexicon:
 
 
 def test_the_ranker_keeps_each_passages_sentence_terms_while_the_lexicon_stays(seed_engine):
-    from retrieval.rerank import SentenceEvidenceRanker
-    from retrieval.retrievers import BM25PassageRetriever
-
     retriever = BM25PassageRetriever(seed_engine.index)
     retriever.warm_up()
     real = retriever.lexical
     lexicon = CountingLexicon(real)
-    documents = [replace_score(d) for d in _documents(seed_engine)[:3]]
+    documents = [replace(d, score=1.0) for d in _documents(seed_engine)[:3]]
     ranker = SentenceEvidenceRanker(lexicon=lambda: lexicon, cache=2)
     vector = seed_engine._onnx.embed(["Who declared the talks dead?"])[0]
     first = ranker.run(query_embedding=vector, question="Who declared the talks dead?", documents=documents)
@@ -207,9 +207,3 @@ def test_the_ranker_keeps_each_passages_sentence_terms_while_the_lexicon_stays(s
     ranker.lexicon = lambda: other
     ranker.run(query_embedding=vector, question="Who declared the talks dead?", documents=documents[1:])
     assert len(other.texts) > 2
-
-
-def replace_score(document: Document) -> Document:
-    from dataclasses import replace
-
-    return replace(document, score=1.0)
