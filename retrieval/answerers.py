@@ -284,7 +284,9 @@ class ExtractiveAnswerer:
 
     The sentence reader scores the sentences of the top passages (see `SentenceReader`); the
     `windows` best sentences, each with `around` sentences before and after it, are what the
-    reader reads: a few sentences, as it was trained, rather than whole passages. Its best span
+    reader reads: a few sentences, as it was trained, rather than whole passages; a sentence after
+    the first only when it scores within `margin` of the best (most questions have one clear best
+    sentence, and one window read). Its best span
     is the answer, unless no-answer wins or its confidence is under `min_score`: the answer is then
     None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
     a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
@@ -299,6 +301,7 @@ class ExtractiveAnswerer:
         windows: int = 2,
         around: tuple[int, int] = (1, 1),
         min_score: float = 0.5,
+        margin: float = 1.0,
         no_answer: bool = True,
         no_answer_model: NoAnswerModel | None = None,
     ) -> None:
@@ -306,6 +309,7 @@ class ExtractiveAnswerer:
         self.sentences = sentences
         self.windows = windows
         self.around = around
+        self.margin = margin
         self.min_score = min_score
         self.no_answer = no_answer
         self.no_answer_model = no_answer_model
@@ -315,13 +319,16 @@ class ExtractiveAnswerer:
         self.sentences.warm_up()
 
     def _windows(self, choices: list[tuple[float, Document, int]]) -> list[Document]:
-        """Documents for the reader: the `windows` best sentences, each with `around` sentences before
-        and after it. Windows of one passage that overlap or touch are read as one (the best two
-        sentences are most often neighbours: one read of four sentences, not two of three). The same
-        text of one article (in two overlapping passages) is read once."""
+        """Documents for the reader: the `windows` best sentences (those within `margin` of the best),
+        each with `around` sentences before and after it. Windows of one passage that overlap or
+        touch are read as one (the best two sentences are most often neighbours: one read of four
+        sentences, not two of three). The same text of one article (in two overlapping passages)
+        is read once."""
         ranges: dict[str, list[list[int]]] = {}
         passages: dict[str, Document] = {}
-        for _, document, k in choices[: self.windows]:
+        for score, document, k in choices[: self.windows]:
+            if score < choices[0][0] - self.margin:
+                break
             count = len(document.meta["sentences"].spans)
             ranges.setdefault(document.id, []).append([max(0, k - self.around[0]), min(count, k + self.around[1] + 1)])
             passages[document.id] = document

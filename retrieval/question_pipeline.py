@@ -69,6 +69,7 @@ def build_question_pipeline(
             reader,
             sentences,
             windows=answers.reader_windows,
+            margin=answers.reader_window_margin,
             min_score=min_reader_score,
             no_answer_model=NoAnswerModel(*no_answer_model) if no_answer_model else None,
         )

@@ -139,6 +139,7 @@ class AnswerSettings(_Section):
     fitted_no_answer: bool = True
     min_sentence_score: float = Field(default=0.45, ge=0.0, le=1.0)
     reader_windows: int = Field(default=2, ge=1, le=20)
+    reader_window_margin: float = Field(default=0.05, ge=0.0, le=1.0)
     sentence_passages: int = Field(default=2, ge=1, le=20)
     max_question_tokens: int = Field(default=64, ge=8, le=512)
 

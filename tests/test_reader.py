@@ -113,7 +113,25 @@ def test_the_reader_reads_neighbouring_best_sentences_as_one_window(reader_engin
     assert windows(1, 5) == [(spans[0][0], spans[2][1]), (spans[4][0], spans[6][1])]  # apart: two reads
     assert windows(0) == [(spans[0][0], spans[1][1])]  # no sentence before the first
     twin = Document(id="twin", content=passage.content, meta=passage.meta)  # an overlapping passage of the article
-    assert len(answerer._windows([(1.0, passage, 3), (0.9, twin, 3)])) == 1  # its same text is read once
+    assert len(answerer._windows([(1.0, passage, 3), (0.99, twin, 3)])) == 1  # its same text is read once
+
+
+def test_a_second_window_is_read_only_when_its_sentence_comes_close_to_the_best(reader_engine):
+    answerer = reader_engine.pipeline.get_component("answerer")
+    assert answerer.margin == reader_engine.settings.answer.reader_window_margin == 0.05
+    run = reader_engine.pipeline.run(
+        {"followup": {"question": "Who declared the talks dead?", "history": []}}, include_outputs_from={"ranker"}
+    )
+    passage = max(run["ranker"]["documents"], key=lambda d: len(d.meta["sentences"].spans))
+    spans = passage.meta["sentences"].spans
+
+    def reads(second_score: float) -> list[int]:
+        return [w.meta["offset"] for w in answerer._windows([(0.8, passage, 1), (second_score, passage, 5)])]
+
+    assert reads(0.76) == [spans[0][0], spans[4][0]]  # within 0.05 of the best: both windows
+    assert reads(0.74) == [spans[0][0]]  # further behind: the best sentence's window alone
+    wide = ExtractiveAnswerer(answerer.reader, answerer.sentences, windows=2, margin=1.0)
+    assert len(wide._windows([(0.8, passage, 1), (0.1, passage, 5)])) == 2
 
 
 def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_they_go(tmp_path):
