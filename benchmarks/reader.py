@@ -13,7 +13,9 @@ Reported: warm p50/p95 latency (first 3 questions excluded), EM and F1 (SQuAD no
 an abstention scores 0), the share answered, and cold `qabot ask` seconds; and, in the same run,
 qabot's other settings: the int8 reader (`models.reader_quantize`), one window
 (`answer.reader_windows = 1`), and two windows for every question (`answer.reader_window_margin
-= 1`, where the defaults read a second window only when its sentence comes close to the best). Written to
+= 1`, where the defaults read a second window only when its sentence comes close to the best);
+and the machine's speed before and after (float32 matrix products, GFLOP/s), as it swings by
+the hour. Written to
 benchmarks/results/reader.json; the question set is used from where it lies.
 """
 
@@ -36,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import cold_start, percentile, squad_documents  # noqa: E402
+from benchmarks.run import cold_start, machine_gflops, percentile, squad_documents  # noqa: E402
 from bot.evaluation.metrics import exact_match, f1_score  # noqa: E402
 from retrieval.engine import QAEngine  # noqa: E402
 from retrieval.models import DEFAULT_READER_MODEL, reader_calibration, resolve_model  # noqa: E402
@@ -137,6 +139,7 @@ def main() -> None:
     reader_path = resolve_model(args.reader).path
     if reader_path is None:
         raise SystemExit(f"reader {args.reader} is not on this machine")
+    speed_before = machine_gflops()
     with tempfile.TemporaryDirectory(prefix="qabot-reader-bench-") as folder:
         settings = load_settings(index={"dir": Path(folder) / "index"}, models={"reader": args.reader})
         documents, _ = squad_documents(args.questions)
@@ -165,6 +168,7 @@ def main() -> None:
         "questions_file": args.questions.name,
         "reader": args.reader,
         "note": "XQuAD-en dev half (settings were chosen on it); warm latencies, first 3 questions excluded",
+        "machine_gflops_before_after": [speed_before, machine_gflops()],
         "qabot": ours,
         "plain_haystack": baseline,
         "p50_ratio": round(ours["p50_ms"] / baseline["p50_ms"], 3),

@@ -43,6 +43,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
+def machine_gflops(size: int = 384, runs: int = 200) -> float:
+    """This machine's speed now, as float32 matrix-product GFLOP/s on all cores (the median of
+    `runs` products of the reader's width): its speed swings by the hour, so a benchmark records
+    this beside its latencies."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - started)
+    return round(2 * size**3 / statistics.median(times) / 1e9, 1)
+
+
 def timed_questions(engine: QAEngine, questions: list[str], repeats: int, cache: bool = True) -> dict[str, float]:
     """Latency of `ask`; with `cache` off, the sentence reader reads every passage afresh."""
     answerer = engine.pipeline.get_component("answerer")
