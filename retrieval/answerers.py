@@ -36,6 +36,20 @@ def evidence_sentence(passage: Document, start: int, end: int) -> tuple[str, int
     return content, 0
 
 
+def sentence_answer(query: str, score: float, document: Document, k: int) -> ExtractedAnswer:
+    """Sentence `k` of `document` as a sentence answer with `score`."""
+    start, end = document.meta["sentences"].spans[k]
+    sentence = (document.content or "")[start:end]
+    return ExtractedAnswer(
+        query=query,
+        score=score,
+        data=sentence,
+        document=document,
+        document_offset=ExtractedAnswer.Span(start, end),
+        meta={"kind": "sentence", "evidence": sentence, "evidence_offset": start},
+    )
+
+
 @component
 class SentenceReader:
     """Answers with the sentence of the top passages that best matches the question, token by token.
@@ -218,19 +232,7 @@ class SentenceReader:
         choices = self.best_sentences(question or query, documents, context, question_tokens)
         if not choices or choices[0][0] < self.min_score:
             return {"answer": None}
-        score, document, k = choices[0]
-        start, end = document.meta["sentences"].spans[k]
-        sentence = (document.content or "")[start:end]
-        return {
-            "answer": ExtractedAnswer(
-                query=query,
-                score=score,
-                data=sentence,
-                document=document,
-                document_offset=ExtractedAnswer.Span(start, end),
-                meta={"kind": "sentence", "evidence": sentence, "evidence_offset": start},
-            )
-        }
+        return {"answer": sentence_answer(query, *choices[0])}
 
 
 @dataclass(frozen=True)
@@ -269,13 +271,15 @@ class Reading:
     """What the extractive reader found in the passages for one question, before deciding to answer:
     its best span, placed in its passage with its evidence sentence (None: no span), the no-answer
     score of Haystack's reader, the best sentence's score, whether the span lies in that best
-    sentence, and the best sentence's lead over the next."""
+    sentence, the best sentence's lead over the next, and the best sentence itself (its passage
+    and number)."""
 
     span: ExtractedAnswer | None
     no_answer: float
     sentence_score: float
     in_best_sentence: bool = False
     lead: float = 0.0
+    best_sentence: tuple[Document, int] | None = None
 
 
 @component
@@ -291,7 +295,10 @@ class ExtractiveAnswerer:
     None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
     a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
     confidence, how well the best sentence matches the question, whether the span lies in it and
-    how far it leads the next sentence.
+    how far it leads the next sentence. When no-answer does not win but the span's confidence is
+    under `min_score`, and the best sentence scores at least `fallback_score` (None: never), the
+    answer is that sentence, as a sentence answer: the passages hold the answer, the exact words
+    are unsure.
     """
 
     def __init__(
@@ -304,6 +311,7 @@ class ExtractiveAnswerer:
         margin: float = 1.0,
         no_answer: bool = True,
         no_answer_model: NoAnswerModel | None = None,
+        fallback_score: float | None = None,
     ) -> None:
         self.reader = reader
         self.sentences = sentences
@@ -313,6 +321,7 @@ class ExtractiveAnswerer:
         self.min_score = min_score
         self.no_answer = no_answer
         self.no_answer_model = no_answer_model
+        self.fallback_score = fallback_score
 
     def warm_up(self) -> None:
         self.reader.warm_up()
@@ -370,12 +379,12 @@ class ExtractiveAnswerer:
         score, best_document, best = choices[0]
         lead = score - choices[1][0] if len(choices) > 1 else score
         if not spans:
-            return Reading(None, no_answer, score, lead=lead)
+            return Reading(None, no_answer, score, lead=lead, best_sentence=(best_document, best))
         start, end = best_document.meta["sentences"].spans[best]
         span = self.answer_of(spans[0])
         assert span.document is not None and span.document_offset is not None
         agree = span.document.id == best_document.id and start <= span.document_offset.start < end
-        return Reading(span, no_answer, score, agree, lead)
+        return Reading(span, no_answer, score, agree, lead, (best_document, best))
 
     def answerable(self, reading: Reading) -> float:
         """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
@@ -401,10 +410,19 @@ class ExtractiveAnswerer:
         """Read the best windows for `query` (the reader's question); `question` and `context` choose
         the sentences, as for the sentence reader."""
         reading = self.read(query, documents, question, context, question_tokens)
+        return {"answer": self.decide(reading)}
+
+    def decide(self, reading: Reading) -> ExtractedAnswer | None:
+        """The answer to give for `reading`: its span, its best sentence, or None ("I don't know")."""
         best = reading.span
-        if best is None or best.score < self.min_score or self.answerable(reading) < 0.5:
-            return {"answer": None}
-        return {"answer": best}
+        if best is None or self.answerable(reading) < 0.5:
+            return None
+        if best.score >= self.min_score:
+            return best
+        fallback = self.fallback_score
+        if fallback is not None and fallback < 1.0 and reading.sentence_score >= fallback and reading.best_sentence:
+            return sentence_answer(best.query, reading.sentence_score, *reading.best_sentence)
+        return None
 
     @staticmethod
     def answer_of(span: ExtractedAnswer) -> ExtractedAnswer:

@@ -83,6 +83,7 @@ class QAEngine:
         self.reader_notice: str | None = None
         self.min_reader_score = 0.5
         self.no_answer_model: tuple[float, ...] | None = None
+        self.fallback_sentence_score: float | None = None
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]
@@ -167,6 +168,8 @@ class QAEngine:
         self.min_reader_score = float(minimum if minimum is not None else calibration.get("min_reader_score", 0.5))
         if self.settings.answer.fitted_no_answer:
             self.no_answer_model = calibration.get("no_answer_model")
+        fallback = self.settings.answer.fallback_sentence_score
+        self.fallback_sentence_score = fallback if fallback is not None else calibration.get("fallback_sentence_score")
         try:
             if models.reader_backend == "onnx":
                 reader: Any = OnnxExtractiveReader(
@@ -293,6 +296,7 @@ class QAEngine:
             onnx=lambda: self._onnx,
             min_reader_score=self.min_reader_score,
             no_answer_model=self.no_answer_model,
+            fallback_score=self.fallback_sentence_score,
         )
 
     @property

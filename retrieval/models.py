@@ -102,10 +102,10 @@ def is_question_answering_model(path: Path) -> bool:
 
 
 def reader_calibration(path: Path) -> dict[str, Any]:
-    """A reader's fitted values from its calibration.json, those it has: `calibration_factor` and
-    `min_reader_score` (floats), and `no_answer_model` (weights of the span confidence's logit and of
-    the best sentence's score, a bias, and the weights of the span lying in that sentence and of that
-    sentence's lead over the next: 0 when an older file has none)."""
+    """A reader's fitted values from its calibration.json, those it has: `calibration_factor`,
+    `min_reader_score` and `fallback_sentence_score` (floats), and `no_answer_model` (weights of the
+    span confidence's logit and of the best sentence's score, a bias, and the weights of the span
+    lying in that sentence and of that sentence's lead over the next: 0 when an older file has none)."""
     try:
         data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,6 +117,9 @@ def reader_calibration(path: Path) -> dict[str, Any]:
         for key in ("calibration_factor", "min_reader_score")
         if isinstance(data.get(key), int | float) and 0 < data[key] < 100
     }
+    fallback = data.get("fallback_sentence_score")
+    if isinstance(fallback, int | float) and 0 <= fallback <= 1:
+        found["fallback_sentence_score"] = float(fallback)
     try:
         fitted = data["no_answer_model"]
         later = (float(fitted.get(key, 0.0)) for key in ("agreement", "margin"))  # 0 in older fits

@@ -41,6 +41,7 @@ def build_question_pipeline(
     onnx: Callable[[], OnnxEmbedder],
     min_reader_score: float = 0.5,
     no_answer_model: tuple[float, ...] | None = None,
+    fallback_score: float | None = None,
 ) -> Pipeline:
     """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
@@ -72,6 +73,7 @@ def build_question_pipeline(
             margin=answers.reader_window_margin,
             min_score=min_reader_score,
             no_answer_model=NoAnswerModel(*no_answer_model) if no_answer_model else None,
+            fallback_score=fallback_score,
         )
     pipeline.add_component("answerer", answerer)
     pipeline.connect("followup.reader_question", "answerer.query")

@@ -137,6 +137,8 @@ class AnswerSettings(_Section):
     reader_calibration_factor: float | None = Field(default=None, gt=0.0, le=100.0)
     # Use the reader's fitted no-answer model (its calibration.json), when it has one; else Haystack's.
     fitted_no_answer: bool = True
+    # None: the reader model's own fitted value (its calibration.json), else no sentence fallback.
+    fallback_sentence_score: float | None = Field(default=None, ge=0.0, le=1.0)
     min_sentence_score: float = Field(default=0.45, ge=0.0, le=1.0)
     reader_windows: int = Field(default=2, ge=1, le=20)
     reader_window_margin: float = Field(default=0.05, ge=0.0, le=1.0)

@@ -59,17 +59,50 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
     weights = tuple(fitted[key] for key in ("reader", "sentence", "bias", "agreement", "margin"))
     assert reader_engine.no_answer_model == weights
     assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
+    fallback = calibration["fallback_sentence_score"]
+    assert reader_engine.pipeline.get_component("answerer").fallback_score == fallback
     engine = QAEngine(
         make_settings(
             seed_index_dir,
             reader=DEFAULT_READER_MODEL,
-            answer={"min_reader_score": 0.99, "fitted_no_answer": False},
+            answer={"min_reader_score": 0.99, "fitted_no_answer": False, "fallback_sentence_score": 0.6},
         )
     )
     engine.warm_up()
     assert engine.min_reader_score == 0.99
     assert engine.no_answer_model is None
     assert engine.pipeline.get_component("answerer").no_answer_model is None
+    assert engine.pipeline.get_component("answerer").fallback_score == 0.6
+
+
+def test_an_unsure_span_gives_way_to_its_best_sentence_only_where_the_passages_hold_an_answer(reader_engine):
+    answerer = reader_engine.pipeline.get_component("answerer")
+    readings = {}
+    for question in ("Who declared the talks dead?", "What is the capital of France?"):
+        run = reader_engine.pipeline.run(
+            {"followup": {"question": question, "history": []}}, include_outputs_from={"ranker"}
+        )
+        readings[question] = answerer.read(question, run["ranker"]["documents"])
+    dead, france = readings["Who declared the talks dead?"], readings["What is the capital of France?"]
+    assert dead.span is not None and dead.best_sentence is not None and answerer.answerable(dead) >= 0.5
+
+    def decide(reading, min_score: float, fallback: float | None):
+        strict = ExtractiveAnswerer(
+            answerer.reader,
+            answerer.sentences,
+            min_score=min_score,
+            no_answer_model=answerer.no_answer_model,
+            fallback_score=fallback,
+        )
+        return strict.decide(reading)
+
+    assert decide(dead, 0.0, 0.0).meta["kind"] == "extractive"  # a sure enough span is the answer
+    sentence = decide(dead, 0.999, dead.sentence_score)  # the span is unsure: its best sentence answers
+    assert sentence.meta["kind"] == "sentence" and "Donald Trump" in sentence.data
+    assert sentence.meta["evidence"] == sentence.data and sentence.score == dead.sentence_score
+    assert decide(dead, 0.999, dead.sentence_score + 0.01) is None  # the sentence matches too little
+    assert decide(dead, 0.999, None) is None and decide(dead, 0.999, 1.0) is None  # no fallback: "I don't know"
+    assert decide(france, 0.999, 0.0) is None  # no-answer wins: never a sentence in its place
 
 
 def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engine):
@@ -139,6 +172,9 @@ def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_
     (tmp_path / "calibration.json").write_text(json.dumps({"min_reader_score": 0.42, "no_answer_model": fitted}))
     older = reader_calibration(tmp_path)
     assert older == {"min_reader_score": 0.42, "no_answer_model": (0.4, 5.9, -3.0, 0.0, 0.0)}  # no later weights
+    for fallback, read in ((0.75, 0.75), (1, 1.0), (1.5, None), (-0.1, None), ("0.7", None), (None, None)):
+        (tmp_path / "calibration.json").write_text(json.dumps({"fallback_sentence_score": fallback}))
+        assert reader_calibration(tmp_path).get("fallback_sentence_score") == read
     not_finite = '{"no_answer_model": {"reader": 1, "sentence": NaN, "bias": 0}}'
     for damaged in ("[]", '{"no_answer_model": "yes"}', not_finite):
         (tmp_path / "calibration.json").write_text(damaged)

@@ -171,6 +171,8 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias", "agreement", "margin"}
     end_to_end = figures["held_out_end_to_end"]
     assert end_to_end["questions"] == 8 and end_to_end["unanswerable_readings"] > 0
+    assert 0.0 <= figures["fallback_sentence_score"] <= 1.0
+    assert end_to_end["with_sentence_answers"]["fallback_sentence_score"] == figures["fallback_sentence_score"]
     card = (out / "README.md").read_text()
     assert "CC BY 4.0" in card and "Apache-2.0" in card
     assert "| setting | stage 1 | stage 2 |" in card and "| same_article_negatives | - | 1.0 |" in card
@@ -259,3 +261,35 @@ def test_logistic_fit_finds_the_weights_that_made_the_labels():
     weights, bias = fit_logistic(features, labels)
     assert weights == pytest.approx([1.5, -2.0], abs=0.2)
     assert bias == pytest.approx(0.5, abs=0.15)
+
+
+def test_the_sentence_fallback_threshold_is_where_sentence_answers_help_the_balance_and_off_when_none_does():
+    import numpy as np
+
+    from training.no_answer import Readings, choose_fallback_score
+
+    def readings(sentence, answerable, best_evidence):
+        n = len(sentence)
+        return Readings(
+            confidence=np.full(n, 0.2),  # every span too unsure to be the answer
+            sentence=np.array(sentence),
+            agreement=np.zeros(n, dtype=bool),
+            lead=np.zeros(n),
+            answerable=np.array(answerable),
+            right=np.zeros(n, dtype=bool),
+            evidence=np.zeros(n, dtype=bool),
+            best_evidence=np.array(best_evidence),
+        )
+
+    # answerable readings whose best sentence holds the answer score 0.8 and 0.9; an unanswerable one 0.6
+    found = readings([0.9, 0.8, 0.6, 0.3], [True, True, False, False], [True, True, False, False])
+    answered, chance = np.zeros(4, dtype=bool), np.ones(4)
+    threshold, figures = choose_fallback_score(found, answered, chance)
+    assert 0.6 < threshold <= 0.8
+    assert figures == {"answerable_evidence": 1.0, "unanswerable_abstained": 1.0, "sentence_answers": 2}
+    # where no-answer wins (chance under one half), a sentence never stands in for the span
+    assert choose_fallback_score(found, answered, np.zeros(4))[0] == 1.0
+    # when every sentence answer would be wrong, there is none
+    wrong = readings([0.9, 0.8, 0.6, 0.3], [True, True, False, False], [False, False, False, False])
+    threshold, figures = choose_fallback_score(wrong, answered, chance)
+    assert threshold == 1.0 and figures["sentence_answers"] == 0

@@ -6,8 +6,8 @@ and a bias are fitted (Platt scaling) on articles the reader never saw in traini
 the same split as `training.train_reader`), so that answers scored about 0.8 are right (F1 >= 0.5
 with a gold answer) about 80% of the time; the bias is written into the model's weights as a shift
 of every start logit, so the factor alone gives the calibrated score. Writes the model back.
-Then the no-answer model and `min_reader_score` are fitted end to end on the same held-out articles
-(`training.no_answer`), to balance answering and abstaining.
+Then the no-answer model, `min_reader_score` and `fallback_sentence_score` are fitted end to end on
+the same held-out articles (`training.no_answer`), to balance answering and abstaining.
 Writes `calibration.json`, `reliability.png` and `README.md` (the model card) into the model folder.
 """
 
@@ -86,6 +86,7 @@ def calibrate(args: argparse.Namespace) -> dict:
         "calibration_factor": round(factor, 4),
         "start_logit_shift": round(shift, 4),
         "min_reader_score": no_answer["min_reader_score"],
+        "fallback_sentence_score": no_answer["fallback_sentence_score"],
         "no_answer_model": no_answer["model"],
         "held_out": {
             "articles": len({p.group for p in held_out}),
@@ -120,6 +121,7 @@ def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
     no_answer = fit_no_answer(held_out, args.model, args.questions)
     result.update(
         min_reader_score=no_answer["min_reader_score"],
+        fallback_sentence_score=no_answer["fallback_sentence_score"],
         no_answer_model=no_answer["model"],
         held_out_end_to_end=no_answer["figures"],
         date=datetime.date.today().isoformat(),

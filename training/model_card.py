@@ -173,6 +173,14 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
             f"| {alone.get('answerable_evidence', '?')} / {alone.get('answerable_right', '?')} / "
             f"{alone.get('unanswerable_abstained', '?')} |",
         ]
+        fallback = e2e.get("with_sentence_answers")
+        if fallback and fallback.get("fallback_sentence_score", 1.0) < 1.0:
+            lines.append(
+                f"| the same with the no-answer model, answering with the best sentence where only the span's "
+                f"confidence is too low and that sentence scores {fallback['fallback_sentence_score']} or more "
+                f"({fallback['sentence_answers']} readings): answer in the sentence shown / unanswerable abstained "
+                f"| {fallback['answerable_evidence']} / {fallback['unanswerable_abstained']} |"
+            )
     lines += [
         f"| held-out windows: expected calibration error of the confidence | {held['expected_calibration_error']} |",
         "",
@@ -215,6 +223,15 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
             "unanswerable readings. `answer.fitted_no_answer = false` uses Haystack's no-answer instead.",
             "",
         ]
+        fallback_score = calibration.get("fallback_sentence_score")
+        if isinstance(fallback_score, int | float) and fallback_score < 1.0:
+            lines += [
+                "When no-answer does not win and only the span's confidence is too low, the passages likely hold",
+                "the answer but its exact words are unsure: qabot then answers with the best sentence (a sentence",
+                f"answer) if that sentence scores {fallback_score} or more, a threshold chosen on the same readings",
+                "(`answer.fallback_sentence_score`; 1 turns it off).",
+                "",
+            ]
     else:
         lines += [f'`min_reader_score` ({minimum}) is where qabot says "I don\'t know".', ""]
     lines += [

@@ -5,7 +5,9 @@ over news meets most). A logistic regression of the first kind against the secon
 span's confidence, the best sentence's score, whether the span lies in that sentence and that
 sentence's lead over the next, gives the chance that the passages hold an answer;
 the bot abstains when it is under one half (no-answer wins) or the span's confidence is under
-`min_reader_score`, which is chosen on the same readings (see `choose_min_score`).
+`min_reader_score`, which is chosen on the same readings (see `choose_min_score`). Where only the
+confidence is too low, the best sentence is the answer when it scores at least
+`fallback_sentence_score`, chosen on them too (see `choose_fallback_score`).
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, penalty: float = 0.02
 class Readings:
     """One row per reading: the span's confidence (0 when no span), the best sentence's score,
     whether the span lies in that sentence, that sentence's lead over the next, whether the passages
-    held the answer, whether the span is right (F1 >= 0.5) and whether its sentence holds the answer
-    (the evidence a user is shown)."""
+    held the answer, whether the span is right (F1 >= 0.5), whether its sentence holds the answer
+    (the evidence a user is shown) and whether the best sentence holds it (a sentence answer's)."""
 
     confidence: np.ndarray
     sentence: np.ndarray
@@ -71,6 +73,7 @@ class Readings:
     answerable: np.ndarray
     right: np.ndarray
     evidence: np.ndarray
+    best_evidence: np.ndarray
 
     def features(self) -> np.ndarray:
         """The no-answer model's inputs, in the order of its weights: reader, sentence, agreement, margin."""
@@ -111,7 +114,7 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
     from retrieval.engine import QAEngine
     from retrieval.settings import load_settings
 
-    rows: list[tuple[float, float, bool, float, bool, bool, bool]] = []
+    rows: list[tuple[float, float, bool, float, bool, bool, bool, bool]] = []
     with tempfile.TemporaryDirectory(prefix="qabot-calibrate-") as work:
         folder = Path(work)
         questions = load_question_set(_squad_file(paragraphs, folder / "held-out.json"))
@@ -139,14 +142,18 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
                     continue
                 reading = answerer.read(asked["reader_question"], documents, asked["question"], asked["context"])
                 span = reading.span
-                right = evidence = False
+                right = evidence = best_evidence = False
                 if answerable and span is not None:
                     right = f1_score(span.data or "", question.answers) >= 0.5
                     evidence = evidence_hit(span.data or "", span.meta["evidence"], question.answers)
+                if answerable and reading.best_sentence is not None:
+                    document, k = reading.best_sentence
+                    start, end = document.meta["sentences"].spans[k]
+                    best_evidence = evidence_hit("", (document.content or "")[start:end], question.answers)
                 score = span.score if span else 0.0
                 features = (score, reading.sentence_score, reading.in_best_sentence, reading.lead)
-                rows.append((*features, answerable, right, evidence))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+                rows.append((*features, answerable, right, evidence, best_evidence))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 8
     return Readings(*(np.array(column) for column in columns))
 
 
@@ -170,6 +177,36 @@ def choose_min_score(scores: np.ndarray, readings: Readings, answerable_chance: 
     return best, figures
 
 
+def choose_fallback_score(
+    readings: Readings, answered: np.ndarray, answerable_chance: np.ndarray
+) -> tuple[float, dict]:
+    """The best sentence's score from which a reading that no-answer lets through but whose span's
+    confidence is too low (`answered` False, the chance at least one half) is answered with its
+    best sentence: the one with the best mean of the same two shares as `choose_min_score`, a
+    sentence answer counting as shown evidence when that sentence holds the answer. 1.0 (never)
+    unless a lower one does strictly better."""
+    candidates = ~answered & (answerable_chance >= 0.5) & (readings.confidence > 0)
+    shown = answered & readings.evidence
+
+    def value(threshold: float) -> tuple[float, float, float]:
+        fallback = candidates & (readings.sentence >= threshold)
+        has_answer = float((shown | (fallback & readings.best_evidence))[readings.answerable].mean())
+        no_answer = float((~(answered | fallback))[~readings.answerable].mean())
+        return (has_answer + no_answer) / 2, has_answer, no_answer
+
+    best, (best_value, has_answer, no_answer) = 1.0, value(1.01)
+    for threshold in np.round(np.arange(0.99, 0.0, -0.01), 2):  # from the top: the highest of equally good
+        current = value(float(threshold))
+        if current[0] > best_value + 1e-9:
+            best, (best_value, has_answer, no_answer) = float(threshold), current
+    fallbacks = candidates & (readings.sentence >= best) if best < 1.0 else np.zeros_like(candidates)
+    return best, {
+        "answerable_evidence": round(has_answer, 3),
+        "unanswerable_abstained": round(no_answer, 3),
+        "sentence_answers": int(fallbacks.sum()),
+    }
+
+
 def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = None) -> dict:
     """The no-answer model and `min_reader_score`, fitted on `paragraphs` (held-out articles), with
     the figures that show what they do there."""
@@ -191,13 +228,17 @@ def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = 
     )
     threshold, figures = choose_min_score(readings.confidence, readings, chance)
     alone, alone_figures = choose_min_score(readings.confidence, readings, np.where(has_span, 1.0, 0.0))
+    answered = (readings.confidence >= threshold) & (chance >= 0.5) & has_span
+    fallback, fallback_figures = choose_fallback_score(readings, answered, chance)
     return {
         "model": dataclasses.asdict(fitted),
         "min_reader_score": threshold,
+        "fallback_sentence_score": fallback,
         "figures": {
             "questions": int(readings.answerable.sum()),
             "unanswerable_readings": int((~readings.answerable).sum()),
             **figures,
             "confidence_alone": {"min_reader_score": alone, **alone_figures},
+            "with_sentence_answers": {"fallback_sentence_score": fallback, **fallback_figures},
         },
     }
