@@ -14,8 +14,9 @@ an abstention scores 0), the share answered, and cold `qabot ask` seconds; and, 
 qabot's other settings: the int8 reader (`models.reader_quantize`), one window
 (`answer.reader_windows = 1`), and two windows for every question (`answer.reader_window_margin
 = 1`, where the defaults read a second window only when its sentence comes close to the best);
-and the machine's speed before and after (float32 matrix products, GFLOP/s), as it swings by
-the hour. Written to
+qabot's settings take turns question by question, so that the machine's changes of speed fall on
+all of them alike (the baseline, which runs torch, is measured after them); and the machine's
+speed before and after (float32 matrix products, GFLOP/s), as it swings by the hour. Written to
 benchmarks/results/reader.json; the question set is used from where it lies.
 """
 
@@ -64,25 +65,38 @@ def squad_questions(path: Path) -> list[tuple[str, tuple[str, ...]]]:
     ]
 
 
-def measure(answer: Any, questions: list[tuple[str, tuple[str, ...]]]) -> dict[str, float]:
-    """Run `answer(question) -> text or ""` over every question; latency, EM, F1, share answered."""
+def measure(answerers: dict[str, Any], questions: list[tuple[str, tuple[str, ...]]]) -> dict[str, dict[str, float]]:
+    """Run each `answer(question) -> text or ""` of `answerers` over every question; for each, its
+    latency, EM, F1 and share answered. They take turns question by question (each question
+    asked of all of them, in an order that rotates), so that this machine's changes of speed
+    over the run fall on all of them alike."""
+    names = list(answerers)
     for question, _ in questions[:3]:
-        answer(question)  # warm-up, not measured
-    latencies, em, f1, answered = [], [], [], 0
-    for question, golds in questions:
-        started = time.perf_counter()
-        text = answer(question)
-        latencies.append((time.perf_counter() - started) * 1000)
-        answered += bool(text)
-        em.append(exact_match(text, golds) if text else 0.0)
-        f1.append(f1_score(text, golds) if text else 0.0)
+        for name in names:
+            answerers[name](question)  # warm-up, not measured
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    em: dict[str, list[float]] = {name: [] for name in names}
+    f1: dict[str, list[float]] = {name: [] for name in names}
+    answered = dict.fromkeys(names, 0)
+    for number, (question, golds) in enumerate(questions):
+        turn = number % len(names)
+        for name in names[turn:] + names[:turn]:
+            started = time.perf_counter()
+            text = answerers[name](question)
+            latencies[name].append((time.perf_counter() - started) * 1000)
+            answered[name] += bool(text)
+            em[name].append(exact_match(text, golds) if text else 0.0)
+            f1[name].append(f1_score(text, golds) if text else 0.0)
     return {
-        "questions": len(questions),
-        "p50_ms": round(percentile(latencies, 50), 2),
-        "p95_ms": round(percentile(latencies, 95), 2),
-        "em": round(statistics.fmean(em), 4),
-        "f1": round(statistics.fmean(f1), 4),
-        "answered": round(answered / len(questions), 4),
+        name: {
+            "questions": len(questions),
+            "p50_ms": round(percentile(latencies[name], 50), 2),
+            "p95_ms": round(percentile(latencies[name], 95), 2),
+            "em": round(statistics.fmean(em[name]), 4),
+            "f1": round(statistics.fmean(f1[name]), 4),
+            "answered": round(answered[name] / len(questions), 4),
+        }
+        for name in names
     }
 
 
@@ -144,23 +158,24 @@ def main() -> None:
         settings = load_settings(index={"dir": Path(folder) / "index"}, models={"reader": args.reader})
         documents, _ = squad_documents(args.questions)
         QAEngine(settings).index_documents(documents)
-        engine = QAEngine(settings)
-        engine.warm_up()
-        ours = measure(lambda q: engine.ask(q).text, questions)
-        variants = {}
+        engines = {"defaults": QAEngine(settings)}
         for name, overrides in VARIANTS.items():
-            variant = QAEngine(
+            engines[name] = QAEngine(
                 load_settings(
                     index={"dir": Path(folder) / "index"},
                     models={"reader": args.reader, **overrides.get("models", {})},
                     answer=overrides.get("answer", {}),
                 )
             )
-            variant.warm_up()
-            variants[name] = measure(lambda q, variant=variant: variant.ask(q).text, questions)
+        for engine in engines.values():
+            engine.warm_up()
+        measured = measure({name: (lambda q, e=e: e.ask(q).text) for name, e in engines.items()}, questions)
+        ours, engine = measured.pop("defaults"), engines["defaults"]
+        variants = measured
         calibration = reader_calibration(reader_path)
         factor = settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
-        baseline = measure(plain_haystack(engine, reader_path, factor, engine.min_reader_score), questions)
+        ask = plain_haystack(engine, reader_path, factor, engine.min_reader_score)
+        baseline = measure({"plain_haystack": ask}, questions)["plain_haystack"]
         cold = cold_start(settings.index_dir, args.reader, repeats=3)
     results = {
         "cores": os.cpu_count(),
