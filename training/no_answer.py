@@ -148,8 +148,8 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
                     evidence = evidence_hit(span.data or "", span.meta["evidence"], question.answers)
                 if answerable and reading.best_sentence is not None:
                     document, k = reading.best_sentence
-                    start, end = document.meta["sentences"].spans[k]
-                    best_evidence = evidence_hit("", (document.content or "")[start:end], question.answers)
+                    sentence, _ = answerer.sentences.sentences_text(document, k, k + 1)
+                    best_evidence = evidence_hit("", sentence, question.answers)
                 score = span.score if span else 0.0
                 features = (score, reading.sentence_score, reading.in_best_sentence, reading.lead)
                 rows.append((*features, answerable, right, evidence, best_evidence))
