@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retrieval.documents import ArticleLoader, document_for  # noqa: E402
-from retrieval.splitter import split_sentences  # noqa: E402
+from retrieval.ingest.articles import ArticleLoader, document_for  # noqa: E402
+from retrieval.ingest.splitter import split_sentences  # noqa: E402
 
 DEFAULT_SQUAD = ROOT.parent / "shared" / "eval" / "xquad-en-dev.json"
 SEED = ROOT / "seeds" / "000_2702eb2bcdd00dd6.txt"

@@ -37,13 +37,12 @@ from rich.console import Console  # noqa: E402
 from bot.evaluation.questionsets import load_question_set  # noqa: E402
 from bot.evaluation.report import summarize  # noqa: E402
 from bot.evaluation.runner import run_questions  # noqa: E402
-from retrieval.documents import ArticleLoader, iter_article_files  # noqa: E402
 from retrieval.engine import QAEngine  # noqa: E402
-from retrieval.indexing import passage_vectors  # noqa: E402
-from retrieval.passage_store import StoreUpdate  # noqa: E402
+from retrieval.ingest.articles import ArticleLoader, iter_article_files  # noqa: E402
+from retrieval.ingest.indexing import passage_vectors  # noqa: E402
+from retrieval.ingest.splitter import SentencePassageSplitter, passage_id  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
-from retrieval.splitter import SentencePassageSplitter, passage_id  # noqa: E402
-from retrieval.store import PassageRecord  # noqa: E402
+from retrieval.stores.protocol import PassageRecord, StoreUpdate  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpora" / "bbc-news"
 DEFAULT_XQUAD = ROOT.parent / "shared" / "eval" / "xquad-en-dev.json"

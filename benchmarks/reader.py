@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.run import cold_start, machine_gflops, percentile, squad_documents  # noqa: E402
 from bot.evaluation.metrics import exact_match, f1_score  # noqa: E402
 from retrieval.engine import QAEngine  # noqa: E402
-from retrieval.models import DEFAULT_READER_MODEL, reader_calibration, resolve_model  # noqa: E402
+from retrieval.models.resolve import DEFAULT_READER_MODEL, reader_calibration, resolve_model  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
 
 DEFAULT_QUESTIONS = ROOT.parent / "shared" / "eval" / "xquad-en-dev.json"

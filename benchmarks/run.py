@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retrieval.documents import document_for  # noqa: E402
 from retrieval.engine import QAEngine  # noqa: E402
-from retrieval.models import DEFAULT_READER_MODEL  # noqa: E402
+from retrieval.ingest.articles import document_for  # noqa: E402
+from retrieval.models.resolve import DEFAULT_READER_MODEL  # noqa: E402
 from retrieval.settings import load_settings  # noqa: E402
 
 SEED_QUESTIONS = [

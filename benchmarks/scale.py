@@ -88,7 +88,7 @@ def cold_start(command: list[str]) -> float:
 
 
 def passages_of(size: int) -> list:
-    from retrieval.splitter import SentencePassageSplitter
+    from retrieval.ingest.splitter import SentencePassageSplitter
 
     return SentencePassageSplitter().run(documents=build_corpus(size))["documents"]
 
@@ -113,8 +113,10 @@ def derived_vectors(passages: list, embed: Callable[[list[str]], Any]) -> tuple[
 def ours(size: int, folder: Path, questions: list[tuple[str, str]], embed_limit: int) -> dict[str, Any]:
     import numpy as np
 
-    from retrieval.retrievers import LexicalIndex, build_bm25, passage_search_text
-    from retrieval.store import IndexData, PassageRecord, load_index, save_index
+    from retrieval.stores.embedded.index_folder import IndexData, load_index, save_index
+    from retrieval.stores.embedded.retrievers import LexicalIndex, build_bm25
+    from retrieval.stores.protocol import PassageRecord
+    from retrieval.stores.terms import passage_search_text
 
     settings = load_settings(index={"dir": folder / "index"}, models={"reader": NO_READER})
     engine = QAEngine(settings)
@@ -219,7 +221,7 @@ def baseline(size: int, folder: Path, questions: list[tuple[str, str]], embed_li
         SentenceTransformersTextEmbedder,
     )
 
-    from retrieval.models import resolve_model
+    from retrieval.models.resolve import resolve_model
 
     model = str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path)
     passages = passages_of(size)

@@ -12,7 +12,7 @@ from typing import TextIO
 from rich.console import Console
 
 from bot.formatting import render_answer, render_sources, render_web_report
-from retrieval.answer import Turn
+from retrieval.answering.answer import Turn
 from retrieval.engine import QAEngine
 from retrieval.errors import QabotError
 

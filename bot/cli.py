@@ -79,7 +79,7 @@ def _warn_skipped(skipped: list[Any]) -> None:
 
 def _index_with_progress(index: Callable[..., Any], quiet: bool = False) -> Any:
     """Run `index(progress=...)` with a rich progress bar on stderr; warns about each skipped file."""
-    from retrieval.indexing import NothingToIndexError
+    from retrieval.ingest.indexing import NothingToIndexError
 
     try:
         with progress_bars(err, quiet) as update:
@@ -107,8 +107,8 @@ def index(
     Re-indexing a file or URL adds no duplicates; a changed one replaces its old passages.
     """
     from bot.web_commands import index_web
-    from retrieval.feeds import split_targets
-    from retrieval.indexing import IndexReport
+    from retrieval.ingest.feeds import split_targets
+    from retrieval.ingest.indexing import IndexReport
 
     paths, urls = split_targets(targets or [])
     if not (paths or urls or feeds):
@@ -182,7 +182,7 @@ def chat(
 ) -> None:
     """Chat: ask questions one after another; follow-ups keep the context. Indexes the corpus on first use."""
     from bot.chat import run_chat
-    from retrieval.indexing import describe_paths
+    from retrieval.ingest.indexing import describe_paths
 
     settings = _answering_settings(config, index_dir, top_k, reader)
     engine = _engine(settings)
@@ -196,7 +196,7 @@ def chat(
 @models_app.command("list")
 def models_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show where each configured model is found on this machine (folder, package, cache or missing)."""
-    from retrieval.models import resolve_model
+    from retrieval.models.resolve import resolve_model
 
     settings = _settings(config)
     rows = []
@@ -214,7 +214,7 @@ def models_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @models_app.command("pull")
 def models_pull(config: ConfigOpt = None) -> None:
     """Download the configured models into the Hugging Face cache (needs access to the hub)."""
-    from retrieval.models import pull_model
+    from retrieval.models.resolve import pull_model
 
     settings = _settings(config)
     for name in (settings.models.embedding, settings.models.reader):
@@ -333,7 +333,7 @@ def store_copy(
     """
     if to != "milvus":
         raise QabotError(f"--to {to}: the embedded index can be copied to milvus only", exit_code=2)
-    from retrieval.stores import copy_embedded_to_milvus
+    from retrieval.stores.configured import copy_embedded_to_milvus
 
     settings = _settings(config, index_dir)
     engine = _engine(settings)
@@ -352,7 +352,7 @@ FeedUrl = Annotated[str, typer.Argument(help="The feed's http(s) URL (RSS or Ato
 @feeds_app.command("add")
 def feeds_add(url: FeedUrl, config: ConfigOpt = None) -> None:
     """Add a feed (kept in <data.dir>/feeds.json, beside the config's feeds.urls)."""
-    from retrieval.feeds import FeedList
+    from retrieval.ingest.feeds import FeedList
 
     added = FeedList(_settings(config)).add(url)
     out.print(f"Added {url}." if added else f"{url} is already listed.", markup=False)
@@ -376,7 +376,7 @@ def feeds_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
 @feeds_app.command("remove")
 def feeds_remove(url: FeedUrl, config: ConfigOpt = None) -> None:
     """Remove a feed added with `qabot feeds add` (the config's feeds are removed in the config)."""
-    from retrieval.feeds import FeedList
+    from retrieval.ingest.feeds import FeedList
 
     FeedList(_settings(config)).remove(url)
     out.print(f"Removed {url}.", markup=False)

@@ -7,8 +7,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retrieval.answer import Answer, Passage
-from retrieval.feeds import WebReport
+from retrieval.answering.answer import Answer, Passage
+from retrieval.ingest.feeds import WebReport
 
 KIND_LABELS = {
     "extractive": "answer found in the text",

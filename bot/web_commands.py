@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 
 from bot.progress import progress_bars
-from retrieval.feeds import FeedList, WebReport
+from retrieval.ingest.feeds import FeedList, WebReport
 from retrieval.settings import Settings
 
 

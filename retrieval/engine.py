@@ -1,8 +1,8 @@
 """The one entry point of the engine: index articles, then `QAEngine.ask(question, history) -> Answer`.
 
 Every front end (CLI chat, Telegram, evaluation) calls this and nothing below it. The engine loads
-the index and the models once; writing the index is `retrieval/indexing.py`'s job, answering
-`retrieval/question_pipeline.py`'s.
+the index and the models once; writing the index is `retrieval/ingest/indexing.py`'s job, answering
+`retrieval/answering/pipeline.py`'s.
 """
 
 from __future__ import annotations
@@ -18,10 +18,18 @@ from typing import Any
 from haystack import Document, Pipeline
 from haystack.core.errors import PipelineRuntimeError
 
-from retrieval.answer import Answer, Turn
+from retrieval.answering.answer import Answer, Turn
+from retrieval.answering.pipeline import (
+    QuestionTruncator,
+    answer_from,
+    build_question_pipeline,
+    clean_question,
+    cleaned_turn,
+)
+from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
-from retrieval.feeds import WebIndexer
-from retrieval.indexing import (
+from retrieval.ingest.feeds import WebIndexer
+from retrieval.ingest.indexing import (
     IndexReport,
     IndexWriter,
     NothingToIndexError,
@@ -31,25 +39,17 @@ from retrieval.indexing import (
     describe_paths,
     no_progress,
 )
-from retrieval.models import (
+from retrieval.models.embedders import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
+from retrieval.models.resolve import (
     ResolvedModel,
     is_question_answering_model,
     reader_calibration,
     resolve_model,
 )
-from retrieval.onnx_embedding import OnnxDocumentEmbedder, OnnxEmbedder, OnnxTextEmbedder
-from retrieval.passage_store import PassageStore
-from retrieval.question_pipeline import (
-    QuestionTruncator,
-    answer_from,
-    build_question_pipeline,
-    clean_question,
-    cleaned_turn,
-)
-from retrieval.reader import OnnxExtractiveReader
 from retrieval.settings import Settings
-from retrieval.store import IndexData
-from retrieval.stores import open_store
+from retrieval.stores.configured import open_store
+from retrieval.stores.embedded.index_folder import IndexData
+from retrieval.stores.protocol import PassageStore
 
 logger = logging.getLogger(__name__)
 

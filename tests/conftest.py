@@ -81,7 +81,7 @@ def seed_engine(seed_index_dir: Path):
 def reader_engine(seed_index_dir: Path):
     """A warm engine over the seed index as users get it: the shipped reader, run by ONNX Runtime."""
     from retrieval.engine import QAEngine
-    from retrieval.models import DEFAULT_READER_MODEL
+    from retrieval.models.resolve import DEFAULT_READER_MODEL
 
     engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL))
     engine.warm_up()
@@ -106,7 +106,7 @@ def tiny_reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 
-    from retrieval.models import resolve_model
+    from retrieval.models.resolve import resolve_model
 
     folder = tmp_path_factory.mktemp("tiny-reader")
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model("sentence-transformers/all-MiniLM-L6-v2").path))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from retrieval.engine import QAEngine
-from retrieval.models import resolve_model
-from retrieval.onnx_embedding import OnnxEmbedder
+from retrieval.models.embedders import OnnxEmbedder
+from retrieval.models.resolve import resolve_model
 from tests.conftest import make_settings
 
 TEXTS = [
@@ -39,7 +39,7 @@ def test_torch_backend_reads_an_index_of_float_onnx_vectors(tmp_path):
 
 
 def test_int8_index_is_not_read_with_float_vectors(seed_index_dir):
-    from retrieval.store import IndexDamagedError
+    from retrieval.stores.embedded.index_folder import IndexDamagedError
 
     with pytest.raises(IndexDamagedError, match="int8"):
         QAEngine(make_settings(seed_index_dir, models={"quantize": False})).ask("Who declared the talks dead?")

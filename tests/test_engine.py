@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.answer import Turn
+from retrieval.answering.answer import Turn
 from retrieval.errors import InputError
 
 

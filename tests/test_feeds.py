@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from retrieval.engine import QAEngine
-from retrieval.fetch import FetchLimits, SafeFetcher
+from retrieval.ingest.fetch import FetchLimits, SafeFetcher
 from tests.conftest import make_settings, run_qabot
 from tests.web_standin import FACTS, NewsSite, atom, rss
 
@@ -72,7 +72,7 @@ def test_old_indexes_without_dates_and_links_still_load(copy_of_seed_index):
     old = [json.dumps({k: v for k, v in json.loads(line).items() if k not in ("published", "url")}) for line in lines]
     (generation / "passages.jsonl").write_text("\n".join(old) + "\n")
     engine = QAEngine(make_settings(copy_of_seed_index))
-    from retrieval.store import load_index
+    from retrieval.stores.embedded.index_folder import load_index
 
     index = load_index(copy_of_seed_index, engine.embedding_id, verify=False)
     assert index.passages[0].published == "" and index.passages[0].url == ""
@@ -291,7 +291,7 @@ def test_the_fetcher_is_the_engine_s_safe_fetcher_with_the_configured_limits(tmp
 def test_the_recency_rule_reorders_near_ties_only():
     from haystack import Document
 
-    from retrieval.rerank import newest_first_among_ties
+    from retrieval.answering.rerank import newest_first_among_ties
 
     def passage(name: str, score: float, published: str = "") -> Document:
         return Document(content=name, score=score, meta={"published": published})

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from retrieval.fetch import FetchError, FetchLimits, SafeFetcher
+from retrieval.ingest.fetch import FetchError, FetchLimits, SafeFetcher
 from tests.web_standin import NewsSite
 
 

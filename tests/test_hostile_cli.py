@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.documents import ArticleLoader, SkippedFile
 from retrieval.engine import QAEngine
 from retrieval.errors import ConfigError
+from retrieval.ingest.articles import ArticleLoader, SkippedFile
 from retrieval.settings import load_settings
-from retrieval.store import IndexDamagedError, current_generation, load_index
+from retrieval.stores.embedded.index_folder import IndexDamagedError, current_generation, load_index
 from tests.conftest import MISSING_READER, ROOT, SEED_ARTICLE, make_settings, one_line_error, run_qabot
 
 QUESTION = "Who declared the talks dead?"
@@ -148,7 +148,7 @@ FULL_DISK = """
 import errno, sys
 from pathlib import Path
 import bm25s
-import retrieval.store as store
+import retrieval.stores.embedded.index_folder as store
 from bot.cli import main
 
 point = sys.argv.pop(1)

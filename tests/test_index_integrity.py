@@ -13,8 +13,8 @@ import pytest
 from filelock import FileLock
 
 from retrieval.engine import QAEngine
-from retrieval.models import resolve_model
-from retrieval.store import IndexDamagedError, current_generation
+from retrieval.models.resolve import resolve_model
+from retrieval.stores.embedded.index_folder import IndexDamagedError, current_generation
 from tests.conftest import MISSING_READER, make_settings, run_qabot
 
 
@@ -77,7 +77,7 @@ def test_second_indexer_stops_with_a_clear_message(copy_of_seed_index):
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-import retrieval.store as store
+import retrieval.stores.embedded.index_folder as store
 from retrieval.engine import QAEngine
 from tests.conftest import make_settings
 

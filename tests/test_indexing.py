@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.documents import ArticleLoader, SkippedFile
 from retrieval.engine import QAEngine
 from retrieval.errors import IndexMissingError, InputError
-from retrieval.splitter import SentencePassageSplitter, split_sentences
-from retrieval.store import load_index
+from retrieval.ingest.articles import ArticleLoader, SkippedFile
+from retrieval.ingest.splitter import SentencePassageSplitter, split_sentences
+from retrieval.stores.embedded.index_folder import load_index
 from tests.conftest import SEED_ARTICLE, make_settings
 
 ARTICLE = """Harbour bridge reopens after repairs

@@ -34,13 +34,13 @@ from bot.telegram.format import (
     format_welcome,
     telegram_length,
 )
-from retrieval.answer import Answer, Passage, Turn
-from retrieval.documents import ArticleLoader, SkippedFile
+from retrieval.answering.answer import Answer, Passage, Turn
+from retrieval.answering.pipeline import clean_question
 from retrieval.engine import QAEngine
 from retrieval.errors import QabotError
-from retrieval.question_pipeline import clean_question
-from retrieval.splitter import SentencePassageSplitter
-from retrieval.store import IndexData, _manifest_digest, current_generation, load_index
+from retrieval.ingest.articles import ArticleLoader, SkippedFile
+from retrieval.ingest.splitter import SentencePassageSplitter
+from retrieval.stores.embedded.index_folder import IndexData, _manifest_digest, current_generation, load_index
 from tests.conftest import make_settings
 from tests.telegram_standin import MESSAGE_LIMIT, WatchedEngine, parse_telegram_html
 

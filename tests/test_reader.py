@@ -8,12 +8,12 @@ import shutil
 import pytest
 from haystack import Document
 
-from retrieval.answer import Turn
-from retrieval.answerers import ExtractiveAnswerer
+from retrieval.answering.answer import Turn
+from retrieval.answering.decide import ExtractiveAnswerer
+from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.engine import QAEngine
 from retrieval.errors import ConfigError
-from retrieval.models import DEFAULT_READER_MODEL, reader_calibration, resolve_model
-from retrieval.reader import OnnxExtractiveReader
+from retrieval.models.resolve import DEFAULT_READER_MODEL, reader_calibration, resolve_model
 from tests.conftest import make_settings, run_qabot
 
 SHIPPED = resolve_model(DEFAULT_READER_MODEL).path

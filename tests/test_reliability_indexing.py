@@ -6,9 +6,9 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from retrieval.documents import ArticleLoader
 from retrieval.engine import QAEngine
-from retrieval.splitter import SentencePassageSplitter
+from retrieval.ingest.articles import ArticleLoader
+from retrieval.ingest.splitter import SentencePassageSplitter
 from tests.conftest import make_settings
 
 CAP = 3

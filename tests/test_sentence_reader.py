@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from haystack import Document
 
-from retrieval.answerers import SentenceReader
+from retrieval.answering.rerank import SentenceEvidenceRanker
+from retrieval.answering.sentence_reader import SentenceReader
 from retrieval.engine import QAEngine
-from retrieval.models import resolve_model
-from retrieval.onnx_embedding import OnnxEmbedder
-from retrieval.rerank import SentenceEvidenceRanker
-from retrieval.retrievers import BM25PassageRetriever, row_document
+from retrieval.models.embedders import OnnxEmbedder
+from retrieval.models.resolve import resolve_model
+from retrieval.stores.embedded.retrievers import BM25PassageRetriever, row_document
 from tests.conftest import make_settings
 
 PASSAGE = "President Donald Trump declared the talks “dead” in September. Nobody expected that."

@@ -19,7 +19,7 @@ import pytest
 
 from bot.telegram.feedback import feedback_path
 from bot.telegram.format import telegram_length
-from retrieval.answer import Answer, Turn
+from retrieval.answering.answer import Answer, Turn
 from retrieval.settings import Settings
 from tests.conftest import make_settings
 from tests.telegram_standin import (

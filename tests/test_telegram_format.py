@@ -16,7 +16,7 @@ from bot.telegram.format import (
     telegram_length,
     to_chunks,
 )
-from retrieval.answer import Answer, Passage
+from retrieval.answering.answer import Answer, Passage
 from tests.telegram_standin import telegram_html_to_text
 
 

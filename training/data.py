@@ -14,17 +14,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.splitter import split_sentences
+from retrieval.ingest.splitter import split_sentences
+
+Answers = tuple[tuple[str, int], ...]  # ((answer, start), ...)
 
 
 @dataclass(frozen=True)
 class Paragraph:
-    """One context with its questions; `group` is the article (or review, post, paper) it came from."""
+    """One context with its questions; `group` is the article (or review, post, paper) it came from.
+    `unanswerable` holds the questions people wrote to have no answer in it (SQuAD 2.0's
+    `is_impossible`), each with its plausible answers: the text a careless reader would pick."""
 
     source: str  # file stem
     group: str
     context: str
-    questions: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]  # (question, ((answer, start), ...))
+    questions: tuple[tuple[str, Answers], ...]
+    unanswerable: tuple[tuple[str, Answers], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,31 +40,45 @@ class Example:
     context: str
     answer_start: int | None
     answer_end: int | None
-    kind: str  # "answer", "no-answer: same paragraph", "no-answer: same article", "no-answer: other article"
+    kind: str  # "answer", "no-answer: same paragraph" / "same article" / "other article" / "real question"
     answers: tuple[str, ...] = ()
+    source: str = ""  # the file stem of the question, for per-source weights
+
+
+def _answers(items: list[dict]) -> Answers:
+    return tuple((a["text"], int(a["answer_start"])) for a in items if a.get("text"))
 
 
 def read_squad_file(path: Path) -> list[Paragraph]:
-    """Paragraphs of one SQuAD-format file; questions without an answer are skipped."""
+    """Paragraphs of one SQuAD-format file; unanswerable questions apart from the answered ones."""
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     paragraphs = []
     for number, article in enumerate(data):
         group = f"{path.stem}/{article.get('title') or number}"
         for paragraph in article["paragraphs"]:
-            questions = []
+            questions, unanswerable = [], []
             for qa in paragraph["qas"]:
-                answers = tuple((a["text"], int(a["answer_start"])) for a in qa.get("answers", []) if a.get("text"))
-                if answers and not qa.get("is_impossible"):
-                    questions.append((qa["question"].strip(), answers))
-            if questions:
-                paragraphs.append(Paragraph(path.stem, group, paragraph["context"], tuple(questions)))
+                question = qa["question"].strip()
+                if qa.get("is_impossible"):
+                    unanswerable.append((question, _answers(qa.get("plausible_answers", []))))
+                elif answers := _answers(qa.get("answers", [])):
+                    questions.append((question, answers))
+            if questions or unanswerable:
+                paragraphs.append(
+                    Paragraph(path.stem, group, paragraph["context"], tuple(questions), tuple(unanswerable))
+                )
     return paragraphs
 
 
+def is_dev_file(path: Path) -> bool:
+    """Development sets (`*-dev.json`) sit beside the training files but are never trained on."""
+    return path.stem.endswith("-dev")
+
+
 def read_squad_folder(folder: Path) -> list[Paragraph]:
-    files = sorted(folder.glob("*.json"))
+    files = [path for path in sorted(folder.glob("*.json")) if not is_dev_file(path)]
     if not files:
-        raise FileNotFoundError(f"no SQuAD-format .json files in {folder}")
+        raise FileNotFoundError(f"no SQuAD-format .json training files in {folder}")
     return [paragraph for path in files for paragraph in read_squad_file(path)]
 
 
@@ -165,20 +184,24 @@ def make_examples(
             golds = tuple(a for a, _ in answers)
             a_start, a_end = new_start - offset, new_end - offset
             if text.text[new_start:new_end].strip() and 0 <= a_start < a_end <= len(window):
-                examples.append(Example(question, window, a_start, a_end, "answer", golds))
+                examples.append(Example(question, window, a_start, a_end, "answer", golds, paragraph.source))
             if rng.random() < same_paragraph_negatives:
                 around = [i for i in range(lo, hi + 1) if i < first or i > last]
                 if not around:  # widen: the sentences next to the answer's
                     around = [i for i in (first - 1, last + 1) if 0 <= i < len(text.spans)]
                 chosen = " ".join(text.window(i, i)[0] for i in around)
                 if chosen and not _answer_in(chosen, golds):
-                    examples.append(Example(question, chosen, None, None, "no-answer: same paragraph", golds))
+                    examples.append(
+                        Example(question, chosen, None, None, "no-answer: same paragraph", golds, paragraph.source)
+                    )
             siblings = [i for i in by_group.get(paragraph.group, ()) if i != number]
             # (no draw when off, so that the other windows are the same as without this kind)
             if same_article_negatives > 0 and siblings and rng.random() < same_article_negatives:
                 chosen = _random_window(texts[rng.choice(siblings)], rng, before + after)
                 if not _answer_in(chosen, golds) and not _echoes_answer(chosen, golds):
-                    examples.append(Example(question, chosen, None, None, "no-answer: same article", golds))
+                    examples.append(
+                        Example(question, chosen, None, None, "no-answer: same article", golds, paragraph.source)
+                    )
             if rng.random() < other_article_negatives:
                 for _ in range(5):
                     other = rng.randrange(len(paragraphs))
@@ -188,8 +211,30 @@ def make_examples(
                     continue
                 chosen = _random_window(texts[other], rng, before + after)
                 if not _answer_in(chosen, golds):
-                    examples.append(Example(question, chosen, None, None, "no-answer: other article", golds))
+                    examples.append(
+                        Example(question, chosen, None, None, "no-answer: other article", golds, paragraph.source)
+                    )
+        examples.extend(_real_unanswerable(paragraph, text, rng, before, after))
     return examples
+
+
+def _real_unanswerable(
+    paragraph: Paragraph, text: _SentenceText, rng: random.Random, before: int, after: int
+) -> Iterator[Example]:
+    """A question written to have no answer, against the window around its plausible answer (the
+    sentence a careless reader would take the answer from), or a random window when it has none."""
+    for question, plausible in paragraph.unanswerable:
+        first = None
+        if plausible:
+            _, start = plausible[0]
+            if 0 <= start < len(paragraph.context):
+                first = text.sentence_of(text.to_new[start])
+        if first is None:
+            window = _random_window(text, rng, before + after)
+        else:
+            lo = max(0, first - rng.randint(0, before))
+            window = text.window(lo, min(len(text.spans) - 1, first + rng.randint(0, after)))[0]
+        yield Example(question, window, None, None, "no-answer: real question", (), paragraph.source)
 
 
 def _random_window(text: _SentenceText, rng: random.Random, most: int) -> str:
@@ -197,6 +242,24 @@ def _random_window(text: _SentenceText, rng: random.Random, most: int) -> str:
     lo = rng.randrange(len(text.spans))
     hi = min(len(text.spans) - 1, lo + rng.randint(0, most))
     return text.window(lo, hi)[0]
+
+
+def weighted_order(examples: list[Example], weights: dict[str, float], seed: int) -> list[int]:
+    """One epoch's example indices with each source weighted: a weight of 0.5 takes a different half
+    of that source's examples each epoch (seeded), 2.0 takes them twice; unnamed sources weigh 1.
+    The length is the same every epoch, so a resumed run finds its place."""
+    rng = random.Random(seed)
+    by_source: dict[str, list[int]] = {}
+    for number, example in enumerate(examples):
+        by_source.setdefault(example.source, []).append(number)
+    order: list[int] = []
+    for source in sorted(by_source):
+        members = by_source[source]
+        weight = weights.get(source, 1.0)
+        whole, part = divmod(weight, 1.0)
+        order.extend(members * int(whole))
+        order.extend(rng.sample(members, round(len(members) * part)))
+    return order
 
 
 def batches(order: list[int], lengths: list[int], batch_size: int, seed: int) -> Iterator[list[int]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answerers import NoAnswerModel
+from retrieval.answering.decide import NoAnswerModel
 from training.data import Paragraph
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from training.data import Example, batches, make_examples, read_squad_folder, split_held_out
+from training.data import Example, batches, make_examples, read_squad_folder, split_held_out, weighted_order
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
 
@@ -200,6 +200,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         help="train only on these files of --data (their stems); the held-out articles are still chosen over all files",
     )
+    parser.add_argument(
+        "--source-weight",
+        nargs="+",
+        default=[],
+        metavar="STEM=WEIGHT",
+        help="weigh a file's examples each epoch: 0.5 takes a different half each epoch, 2 takes them twice",
+    )
+    parser.add_argument(
+        "--layer-decay",
+        type=float,
+        default=1.0,
+        help="layer-wise learning-rate decay: each encoder layer below the top learns this much slower",
+    )
     parser.add_argument("--out", type=Path, default=Path("models/qabot-reader"), help="where the model is written")
     parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS, help="checkpoint and log folder")
     parser.add_argument(
@@ -218,13 +231,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=300)
     parser.add_argument("--dev-sample", type=int, default=200, help="dev questions for the periodic figures")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.source_weights = {k: float(v) for k, v in (item.split("=", 1) for item in args.source_weight)}
+    except ValueError:
+        parser.error("--source-weight takes STEM=WEIGHT, e.g. squadshifts-reddit=0.5")
+    return args
 
 
 def build_model(base: str, seed: int, freeze_layers: int):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from retrieval.models import resolve_model
+    from retrieval.models.resolve import resolve_model
 
     resolved = resolve_model(base)
     if resolved.path is None:
@@ -239,6 +257,24 @@ def build_model(base: str, seed: int, freeze_layers: int):
         for layer in encoder.encoder.layer[:freeze_layers]:
             layer.requires_grad_(False)
     return model, tokenizer
+
+
+def parameter_groups(model, lr: float, layer_decay: float) -> list[dict]:
+    """Trainable weights grouped by depth: the QA head at `lr`, encoder layer i of n at
+    lr * layer_decay ** (n - i), the embeddings one step below the lowest layer. Lower layers hold
+    the general reading the encoder brings, so they move least."""
+    layers = model.base_model.encoder.layer
+    depth_of: dict[int, int] = {}
+    for number, layer in enumerate(layers):
+        for parameter in layer.parameters():
+            depth_of[id(parameter)] = len(layers) - number
+    for parameter in model.base_model.embeddings.parameters():
+        depth_of[id(parameter)] = len(layers) + 1
+    groups: dict[int, list] = {}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            groups.setdefault(depth_of.get(id(parameter), 0), []).append(parameter)
+    return [{"params": params, "lr": lr * layer_decay**depth} for depth, params in sorted(groups.items())]
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -262,13 +298,13 @@ def train(args: argparse.Namespace) -> Path:
     examples = make_examples(train_paragraphs, args.seed, same_article_negatives=args.same_article_negatives)
     encoded, examples = encode(tokenizer, examples, args.max_length)
     lengths = [len(ids) for ids in encoded.input_ids]
-    per_epoch = math.ceil(len(examples) / args.batch_size)
+    per_epoch = math.ceil(len(weighted_order(examples, args.source_weights, args.seed)) / args.batch_size)
     total_steps = max(1, math.ceil(per_epoch * args.epochs))
     dev = read_dev(args.dev) if args.dev else []
     dev_sample = random.Random(args.seed).sample(dev, min(args.dev_sample, len(dev))) if dev else []
 
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(parameter_groups(model, args.lr, args.layer_decay), lr=args.lr, weight_decay=0.01)
     warmup = max(1, int(total_steps * args.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
@@ -318,7 +354,8 @@ def train(args: argparse.Namespace) -> Path:
     stop = min(total_steps, args.max_steps or total_steps)
     while step < stop:
         epoch, position = divmod(step, per_epoch)
-        order = list(batches(list(range(len(examples))), lengths, args.batch_size, args.seed + epoch))
+        epoch_examples = weighted_order(examples, args.source_weights, args.seed + epoch)
+        order = list(batches(epoch_examples, lengths, args.batch_size, args.seed + epoch))
         for indices in order[position:]:
             if step >= stop:
                 break
@@ -383,6 +420,10 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
         setup["same_article_negatives"] = args.same_article_negatives
     if args.sources:
         setup["sources"] = sorted(args.sources)
+    if args.source_weights:
+        setup["source_weights"] = dict(sorted(args.source_weights.items()))
+    if args.layer_decay != 1.0:
+        setup["layer_decay"] = args.layer_decay
     return {**setup, "examples": examples}
 
 

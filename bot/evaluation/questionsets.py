@@ -19,8 +19,8 @@ from typing import Any
 
 from haystack import Document
 
-from retrieval.documents import document_for
 from retrieval.errors import QabotError
+from retrieval.ingest.articles import document_for
 
 Location = int | tuple[int, int]  # a line, or a line and column (SQuAD files are often one line)
 

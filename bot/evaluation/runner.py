@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bot.evaluation.questionsets import EvalQuestion, QuestionSet
-from retrieval.answer import Answer, Turn
+from retrieval.answering.answer import Answer, Turn
 
 
 class Asker(Protocol):

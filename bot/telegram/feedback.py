@@ -10,7 +10,7 @@ from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from retrieval.answer import Answer
+from retrieval.answering.answer import Answer
 from retrieval.settings import Settings
 
 FEEDBACK_FILE_NAME = "telegram-feedback.jsonl"

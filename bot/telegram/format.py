@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
-from retrieval.answer import Answer, Passage
+from retrieval.answering.answer import Answer, Passage
 
 # Telegram refuses messages longer than this: UTF-16 code units of the text after HTML parsing.
 MESSAGE_LIMIT = 4096

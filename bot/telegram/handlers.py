@@ -22,7 +22,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.telegram.access import RateLimit, allowed
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, feedback_keyboard
 from bot.telegram.format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
-from retrieval.answer import Answer, Turn
+from retrieval.answering.answer import Answer, Turn
 from retrieval.errors import QabotError, ServiceUnavailableError
 from retrieval.settings import TelegramSettings
 

@@ -13,13 +13,14 @@ from typing import Any
 
 from haystack import Document, Pipeline
 
-from retrieval.answer import Answer, Passage, Turn
-from retrieval.answerers import ExtractiveAnswerer, NoAnswerModel, SentenceReader
-from retrieval.followup import FollowUpContextualizer
-from retrieval.onnx_embedding import OnnxEmbedder, OnnxTextEmbedder
-from retrieval.passage_store import PassageStore
-from retrieval.rerank import SentenceEvidenceRanker
+from retrieval.answering.answer import Answer, Passage, Turn
+from retrieval.answering.followup import FollowUpContextualizer
+from retrieval.answering.rerank import SentenceEvidenceRanker
+from retrieval.answering.decide import ExtractiveAnswerer, NoAnswerModel
+from retrieval.answering.sentence_reader import SentenceReader
+from retrieval.models.embedders import OnnxEmbedder, OnnxTextEmbedder
 from retrieval.settings import Settings
+from retrieval.stores.protocol import PassageStore
 
 
 def clean_question(question: str) -> str:

@@ -16,8 +16,8 @@ import feedparser
 import trafilatura
 from haystack import Document
 
-from retrieval.documents import document_for
-from retrieval.fetch import Fetched, FetchError
+from retrieval.ingest.articles import document_for
+from retrieval.ingest.fetch import Fetched, FetchError
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from typing import Any
 
 from haystack import Document
 
-from retrieval.documents import SkippedFile
 from retrieval.errors import IndexMissingError, InputError
-from retrieval.fetch import FetchError, FetchLimits, SafeFetcher
-from retrieval.indexing import Expired, IndexReport, NothingToIndexError, Progress, no_progress
+from retrieval.ingest.articles import SkippedFile
+from retrieval.ingest.fetch import FetchError, FetchLimits, SafeFetcher
+from retrieval.ingest.indexing import Expired, IndexReport, NothingToIndexError, Progress, no_progress
+from retrieval.ingest.web import FeedEntry, article_from_page, feed_entries, is_url
 from retrieval.settings import Settings
-from retrieval.web import FeedEntry, article_from_page, feed_entries, is_url
 
 # Pages fetched at once: a web server's latency, not the CPU, is what a refresh waits for.
 FETCH_WORKERS = 4

@@ -20,7 +20,7 @@ import numpy as np
 from haystack import Document, component
 from haystack.dataclasses import ExtractedAnswer
 
-from retrieval.onnx_runtime import onnx_model, onnx_session
+from retrieval.models.onnx import onnx_model, onnx_session
 
 
 @component

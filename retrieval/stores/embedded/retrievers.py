@@ -12,11 +12,11 @@ from typing import Any
 
 import bm25s
 import numpy as np
-import Stemmer
 from haystack import Document, component
 
-from retrieval.passage_store import passage_document
-from retrieval.store import REBUILD_HINT, IndexDamagedError, IndexData, PassageRecord
+from retrieval.stores.embedded.index_folder import REBUILD_HINT, IndexDamagedError, IndexData
+from retrieval.stores.protocol import passage_document
+from retrieval.stores.terms import bm25_tokenizer
 
 # bm25s logs each index build at DEBUG level on its own logger.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -26,35 +26,9 @@ bm25s.utils.json_functions.dumps = bm25s.utils.json_functions.dumps_with_builtin
 bm25s.utils.json_functions.loads = json.loads
 
 
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-# Function words: pronouns, auxiliaries, determiners, prepositions, question words. Words that
-# change meaning ("not", "no", "first", "last", "most") stay searchable.
-STOPWORDS = frozenset(
-    """a an the and or but if of at by for with about against between into through during before after
-    above below to from up down in out on off over under again further then once here there when where
-    why how all any both each other some such own same so than too very can will just should now i me
-    my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
-    herself it its itself they them their theirs themselves what which who whom whose this that these
-    those am is are was were be been being have has had having do does did doing would could might must
-    shall may as until while also s t""".split()
-)
-
-
-def _bm25_tokenizer() -> bm25s.tokenization.Tokenizer:
-    return bm25s.tokenization.Tokenizer(stopwords=sorted(STOPWORDS), stemmer=_stemmer())
-
-
-def passage_search_text(passage: PassageRecord) -> str:
-    """What the retrievers see of a passage: its article title, then its text."""
-    return f"{passage.title}\n{passage.content}"
-
-
 def build_bm25(texts: list[str], folder: Path) -> None:
     """Index `texts` with BM25 and save the index and its vocabulary to `folder`."""
-    tokenizer = _bm25_tokenizer()
+    tokenizer = bm25_tokenizer()
     tokens = tokenizer.tokenize(texts, show_progress=False)
     bm25 = bm25s.BM25()
     bm25.index(tokens, show_progress=False)
@@ -75,7 +49,7 @@ class LexicalIndex:
 
     def __init__(self, folder: Path) -> None:
         self.bm25 = bm25s.BM25.load(str(folder), mmap=True)
-        self.tokenizer = _bm25_tokenizer()
+        self.tokenizer = bm25_tokenizer()
         self.tokenizer.load_vocab(str(folder))
         indptr = np.asarray(self.bm25.scores["indptr"])
         document_frequency = np.diff(indptr)

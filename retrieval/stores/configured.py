@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.embedded_store import EmbeddedStore
-from retrieval.passage_store import PassageStore, StoreUpdate
 from retrieval.settings import Settings
+from retrieval.stores.embedded.backend import EmbeddedStore
+from retrieval.stores.protocol import PassageStore, StoreUpdate
 
 if TYPE_CHECKING:
-    from retrieval.milvus_store import MilvusStore
+    from retrieval.stores.milvus.backend import MilvusStore
 
 
 def open_store(settings: Settings, embedding_id: str, dimension: int) -> PassageStore:
@@ -24,8 +24,8 @@ def open_store(settings: Settings, embedding_id: str, dimension: int) -> Passage
 
 def _milvus_store(settings: Settings, embedding_id: str, dimension: int) -> MilvusStore:
     """The Milvus store of `settings`, with its token (from $MILVUS_TOKEN or store.token_file)."""
-    from retrieval.milvus_store import MilvusStore
     from retrieval.secrets import read_secret
+    from retrieval.stores.milvus.backend import MilvusStore
 
     token = read_secret("MILVUS_TOKEN", settings.store.token_file, "Milvus token", "store.token_file")
     return MilvusStore(settings, embedding_id, dimension, token=token)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from retrieval.errors import IndexMissingError, QabotError
 from retrieval.files import FileRefusedError, display_path, no_space_left, open_regular_file, read_regular_file
+from retrieval.stores.protocol import PassageRecord
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -86,21 +87,6 @@ class _Manifest(BaseModel):
 def _manifest_digest(manifest: dict[str, Any]) -> str:
     fields = {key: value for key, value in manifest.items() if key != "manifest_checksum"}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=True).encode("ascii")).hexdigest()
-
-
-@dataclass
-class PassageRecord:
-    id: str
-    content: str
-    title: str
-    source: str
-    sentence_spans: list[list[int]]
-    # The article's date (YYYY-MM-DD) and web address; indexes written before them load with "".
-    published: str = ""
-    url: str = ""
-
-    def sentences(self) -> list[str]:
-        return [self.content[start:end] for start, end in self.sentence_spans]
 
 
 @dataclass

@@ -35,10 +35,9 @@ import numpy as np
 from haystack import Document, component
 
 from retrieval.errors import ConfigError, IndexMissingError, QabotError, ServiceUnavailableError
-from retrieval.passage_store import StoreUpdate, passage_document
-from retrieval.retrievers import STOPWORDS, _stemmer, passage_search_text
 from retrieval.settings import Settings
-from retrieval.store import PassageRecord
+from retrieval.stores.protocol import PassageRecord, StoreUpdate, passage_document
+from retrieval.stores.terms import STOPWORDS, passage_search_text, stemmer
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class _Terms:
     _WORDS = re.compile(r"(?u)\b\w\w+\b")
 
     def __init__(self) -> None:
-        self._stem = _stemmer().stemWord
+        self._stem = stemmer().stemWord
         self._stopwords = STOPWORDS
         self._stems: dict[str, str] = {}
 

@@ -1,4 +1,4 @@
-"""The embedded backend (the default): the index folder of `retrieval/store.py` on this machine.
+"""The embedded backend (the default): the index folder of `retrieval/stores/embedded/index_folder.py` on this machine.
 
 BM25 runs on bm25s's sparse matrices, dense search is one matrix product over memory-mapped
 float32 vectors, and Haystack's DocumentJoiner fuses the two (reciprocal rank fusion). Every write
@@ -18,9 +18,10 @@ from haystack.components.joiners import DocumentJoiner
 
 from retrieval.errors import IndexMissingError, QabotError
 from retrieval.files import display_path
-from retrieval.passage_store import Lexicon, StoreUpdate
-from retrieval.retrievers import BM25PassageRetriever, DensePassageRetriever, build_bm25, passage_search_text
-from retrieval.store import IndexData, IndexWriteError, index_exists, load_index, save_index
+from retrieval.stores.embedded.index_folder import IndexData, IndexWriteError, index_exists, load_index, save_index
+from retrieval.stores.embedded.retrievers import BM25PassageRetriever, DensePassageRetriever, build_bm25
+from retrieval.stores.protocol import Lexicon, StoreUpdate
+from retrieval.stores.terms import passage_search_text
 
 
 class _Ports:

@@ -3,7 +3,7 @@
 Ids come from content, so re-indexing a file adds nothing and a changed file replaces its
 passages; one writer at a time holds the store's lock. A run that finds no passage to index
 writes nothing; a damaged index is reported, not updated (`--rebuild` replaces it). The same
-writer serves every backend (`retrieval/passage_store.py`).
+writer serves every backend (`retrieval/stores/protocol.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 from haystack import Document
 
-from retrieval.documents import ArticleLoader, SkippedFile, document_for, iter_article_files
 from retrieval.errors import InputError, QabotError
 from retrieval.files import display_path
-from retrieval.passage_store import PassageStore, StoreUpdate
+from retrieval.ingest.articles import ArticleLoader, SkippedFile, document_for, iter_article_files
+from retrieval.ingest.splitter import SentencePassageSplitter
 from retrieval.settings import IndexSettings
-from retrieval.splitter import SentencePassageSplitter
-from retrieval.store import PassageRecord
+from retrieval.stores.protocol import PassageRecord, PassageStore, StoreUpdate
 
 # progress(stage, done, total): front ends draw it; the engine never prints.
 Progress = Callable[[str, int, int], None]

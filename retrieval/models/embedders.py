@@ -2,7 +2,7 @@
 
 Importing sentence-transformers and torch takes seconds; ONNX Runtime and `tokenizers` take a
 fraction of one. The model is exported once from its sentence-transformers folder (see
-`retrieval/onnx_runtime.py`), then every process loads the `.onnx` file directly.
+`retrieval/models/onnx.py`), then every process loads the `.onnx` file directly.
 Pooling and normalisation follow the model's own sentence-transformers config.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from retrieval.onnx_runtime import onnx_model, onnx_session
+from retrieval.models.onnx import onnx_model, onnx_session
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from haystack import component
 
-from retrieval.answer import Turn
+from retrieval.answering.answer import Turn
 
 # Words that point back to something said before; a question using one continues the conversation.
 # "this"/"that" count only where they stand for a thing ("Why did that happen?"), not before a

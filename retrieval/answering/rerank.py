@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from retrieval.passage_store import Lexicon
+from retrieval.stores.protocol import Lexicon
 
 
 @component

@@ -1,6 +1,6 @@
 """The one seam between the engine and where passages live: `PassageStore`.
 
-Two backends implement it: `EmbeddedStore` (the index folder of `retrieval/store.py`: bm25s and
+Two backends implement it: `EmbeddedStore` (the index folder of `retrieval/stores/embedded/index_folder.py`: bm25s and
 memory-mapped numpy arrays, the default) and `MilvusStore` (a Milvus collection: Milvus Lite on a
 local path, or a Milvus server or cluster at `http://host:19530`). The rest of the engine does not
 know which one it talks to: the writer hands a store the passages and vectors it computed, and
@@ -17,11 +17,24 @@ from typing import Any, Protocol
 import numpy as np
 from haystack import Document
 
-from retrieval.store import PassageRecord
-
 # What each retrieved Document's meta holds, on every backend: title, source, published, url and
 # "sentences" (a PassageSentences), so that re-ranking and answering are the same everywhere.
 PASSAGE_META = ("title", "source", "published", "url", "sentences")
+
+
+@dataclass
+class PassageRecord:
+    id: str
+    content: str
+    title: str
+    source: str
+    sentence_spans: list[list[int]]
+    # The article's date (YYYY-MM-DD) and web address; indexes written before them load with "".
+    published: str = ""
+    url: str = ""
+
+    def sentences(self) -> list[str]:
+        return [self.content[start:end] for start, end in self.sentence_spans]
 
 
 @dataclass(frozen=True, eq=False)

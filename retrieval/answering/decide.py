@@ -1,0 +1,224 @@
+"""Deciding the answer: the extractive reader's span, the best sentence, or no answer.
+
+`ExtractiveAnswerer` reads the sentence reader's best sentences with the span reader and weighs
+the two with `NoAnswerModel`; it returns a Haystack ExtractedAnswer, or None when it does not know.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from haystack import Document, component
+from haystack.dataclasses import ExtractedAnswer
+
+from retrieval.answering.sentence_reader import SentenceReader, evidence_sentence, sentence_answer
+from retrieval.models.embedders import TokenVectors
+
+
+@dataclass(frozen=True)
+class NoAnswerModel:
+    """The chance that the passages read hold an answer, from the reader's best span confidence, the
+    sentence reader's best sentence score, whether the span lies in that sentence (the two readers
+    agree) and that sentence's lead over the second best: sigmoid(reader * logit(confidence) +
+    sentence * score + agreement * [span in best sentence] + margin * lead + bias). Fitted end to end
+    on held-out articles (`training.calibrate`), as a logistic regression of answerable questions
+    against the same questions with the passages holding the answer removed. Older fits have no
+    agreement or margin weight: 0.
+    """
+
+    reader: float
+    sentence: float
+    bias: float
+    agreement: float = 0.0
+    margin: float = 0.0
+
+    def answerable(
+        self, confidence: float, sentence_score: float, in_best_sentence: bool = False, lead: float = 0.0
+    ) -> float:
+        confidence = min(max(confidence, 1e-6), 1 - 1e-6)
+        z = (
+            self.reader * math.log(confidence / (1 - confidence))
+            + self.sentence * sentence_score
+            + self.agreement * float(in_best_sentence)
+            + self.margin * lead
+            + self.bias
+        )
+        return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the extractive reader found in the passages for one question, before deciding to answer:
+    its best span, placed in its passage with its evidence sentence (None: no span), the no-answer
+    score of Haystack's reader, the best sentence's score, whether the span lies in that best
+    sentence, the best sentence's lead over the next, and the best sentence itself (its passage
+    and number)."""
+
+    span: ExtractedAnswer | None
+    no_answer: float
+    sentence_score: float
+    in_best_sentence: bool = False
+    lead: float = 0.0
+    best_sentence: tuple[Document, int] | None = None
+
+
+@component
+class ExtractiveAnswerer:
+    """Answers with a span: an extractive reader reads the sentences the sentence reader found best.
+
+    The sentence reader scores the sentences of the top passages (see `SentenceReader`); the
+    `windows` best sentences, each with `around` sentences before and after it, are what the
+    reader reads: a few sentences, as it was trained, rather than whole passages; a sentence after
+    the first only when it scores within `margin` of the best (most questions have one clear best
+    sentence, and one window read). Its best span
+    is the answer, unless no-answer wins or its confidence is under `min_score`: the answer is then
+    None, the bot does not know. No-answer is Haystack's (the chance that no span is right), or, with
+    a `no_answer_model`, the chance that the passages hold no answer, judged from the span's
+    confidence, how well the best sentence matches the question, whether the span lies in it and
+    how far it leads the next sentence. When no-answer does not win but the span's confidence is
+    under `min_score`, and the best sentence scores at least `fallback_score` (None: never), the
+    answer is that sentence, as a sentence answer: the passages hold the answer, the exact words
+    are unsure.
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        sentences: SentenceReader,
+        windows: int = 2,
+        around: tuple[int, int] = (1, 1),
+        min_score: float = 0.5,
+        margin: float = 1.0,
+        no_answer: bool = True,
+        no_answer_model: NoAnswerModel | None = None,
+        fallback_score: float | None = None,
+    ) -> None:
+        self.reader = reader
+        self.sentences = sentences
+        self.windows = windows
+        self.around = around
+        self.margin = margin
+        self.min_score = min_score
+        self.no_answer = no_answer
+        self.no_answer_model = no_answer_model
+        self.fallback_score = fallback_score
+
+    def warm_up(self) -> None:
+        self.reader.warm_up()
+        self.sentences.warm_up()
+
+    def _windows(self, choices: list[tuple[float, Document, int]]) -> list[Document]:
+        """Documents for the reader: the `windows` best sentences (those within `margin` of the best),
+        each with `around` sentences before and after it. Windows of one passage that overlap or
+        touch are read as one (the best two sentences are most often neighbours: one read of four
+        sentences, not two of three). The same text of one article (in two overlapping passages)
+        is read once."""
+        ranges: dict[str, list[list[int]]] = {}
+        passages: dict[str, Document] = {}
+        for score, document, k in choices[: self.windows]:
+            if score < choices[0][0] - self.margin:
+                break
+            count = len(document.meta["sentences"].spans)
+            ranges.setdefault(document.id, []).append([max(0, k - self.around[0]), min(count, k + self.around[1] + 1)])
+            passages[document.id] = document
+        windows, seen = [], set()
+        for passage_id, found in ranges.items():  # passages in the order of their best sentence
+            merged: list[list[int]] = []
+            for first, last in sorted(found):
+                if merged and first <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], last)
+                else:
+                    merged.append([first, last])
+            passage = passages[passage_id]
+            for first, last in merged:
+                text, offset = self.sentences.sentences_text(passage, first, last)
+                key = (passage.meta.get("source", ""), text)
+                if text and key not in seen:
+                    seen.add(key)
+                    windows.append(
+                        Document(id=f"{passage.id}:{offset}", content=text, meta={"passage": passage, "offset": offset})
+                    )
+        return windows
+
+    def read(
+        self,
+        query: str,
+        documents: list[Document],
+        question: str = "",
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> Reading:
+        """The reader's best span in the windows around the best sentences of `documents`."""
+        choices = self.sentences.best_sentences(question or query, documents, context, question_tokens)
+        windows = self._windows(choices)
+        if not windows:
+            return Reading(None, 1.0, 0.0)
+        answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=True)["answers"]
+        spans = [a for a in answers if a.data and a.data.strip()]
+        no_answer = max((a.score for a in answers if not a.data), default=0.0)
+        score, best_document, best = choices[0]
+        lead = score - choices[1][0] if len(choices) > 1 else score
+        if not spans:
+            return Reading(None, no_answer, score, lead=lead, best_sentence=(best_document, best))
+        start, end = best_document.meta["sentences"].spans[best]
+        span = self.answer_of(spans[0])
+        assert span.document is not None and span.document_offset is not None
+        agree = span.document.id == best_document.id and start <= span.document_offset.start < end
+        return Reading(span, no_answer, score, agree, lead, (best_document, best))
+
+    def answerable(self, reading: Reading) -> float:
+        """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
+        if reading.span is None:
+            return 0.0
+        if not self.no_answer:
+            return 1.0
+        if self.no_answer_model is None:  # Haystack's: no-answer wins when it outscores the best span
+            return 1.0 if reading.span.score >= reading.no_answer else 0.0
+        return self.no_answer_model.answerable(
+            reading.span.score, reading.sentence_score, reading.in_best_sentence, reading.lead
+        )
+
+    @component.output_types(answer=ExtractedAnswer | None)
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        question: str = "",
+        context: str = "",
+        question_tokens: TokenVectors | None = None,
+    ) -> dict[str, Any]:
+        """Read the best windows for `query` (the reader's question); `question` and `context` choose
+        the sentences, as for the sentence reader."""
+        reading = self.read(query, documents, question, context, question_tokens)
+        return {"answer": self.decide(reading)}
+
+    def decide(self, reading: Reading) -> ExtractedAnswer | None:
+        """The answer to give for `reading`: its span, its best sentence, or None ("I don't know")."""
+        best = reading.span
+        if best is None or self.answerable(reading) < 0.5:
+            return None
+        if best.score >= self.min_score:
+            return best
+        fallback = self.fallback_score
+        if fallback is not None and fallback < 1.0 and reading.sentence_score >= fallback and reading.best_sentence:
+            return sentence_answer(best.query, reading.sentence_score, *reading.best_sentence)
+        return None
+
+    @staticmethod
+    def answer_of(span: ExtractedAnswer) -> ExtractedAnswer:
+        """The answer for a span the reader found in a window: placed in its passage, with its sentence."""
+        assert span.document is not None and span.document_offset is not None
+        passage: Document = span.document.meta["passage"]
+        offset = span.document.meta["offset"]
+        start, end = span.document_offset.start + offset, span.document_offset.end + offset
+        sentence, sentence_offset = evidence_sentence(passage, start, end)
+        return ExtractedAnswer(
+            query=span.query,
+            score=span.score,
+            data=span.data,
+            document=passage,
+            document_offset=ExtractedAnswer.Span(start, end),
+            meta={"kind": "extractive", "evidence": sentence, "evidence_offset": sentence_offset},
+        )
