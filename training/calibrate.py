@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from training.data import make_examples, read_squad_folder, split_held_out
+from training.gold_paragraph import best_spans, evaluate_squad, read_dev
 from training.model_card import write_model_card
 from training.no_answer import fit_logistic, fit_no_answer
-from training.train_reader import DEFAULT_CHECKPOINTS, best_spans, evaluate_squad, read_dev, write_model
+from training.train_reader import DEFAULT_CHECKPOINTS, write_model
 
 CALIBRATION_FILE = "calibration.json"
 

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from training.data import Example, batches, make_examples, read_squad_folder, split_held_out, weighted_order
+from training.gold_paragraph import evaluate_squad, read_dev, span_logits
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
 
@@ -89,15 +90,6 @@ def collate(encoded: Encoded, indices: list[int], pad_id: int) -> dict[str, torc
     }
 
 
-def span_logits(start: torch.Tensor, end: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """(batch, start token, end token) logits of every span inside the context, as Haystack scores them;
-    -1e4 elsewhere."""
-    pairs = start.unsqueeze(-1) + end.unsqueeze(-2)
-    allowed = context.unsqueeze(-1) & context.unsqueeze(-2)
-    allowed &= torch.ones_like(allowed[0]).triu().unsqueeze(0)
-    return pairs.masked_fill(~allowed, -1e4)
-
-
 def loss_of(model, batch: dict[str, torch.Tensor], hard_negatives: int = 8) -> torch.Tensor:
     """Token cross-entropy (no answer = the [CLS] token, as in SQuAD 2.0) plus a binary loss on the
     span score Haystack uses: the gold span up, the best-scoring wrong spans down."""
@@ -119,58 +111,6 @@ def loss_of(model, batch: dict[str, torch.Tensor], hard_negatives: int = 8) -> t
             positives, torch.ones_like(positives), reduction="sum"
         )
     return token_loss + span_loss / len(starts)
-
-
-@torch.no_grad()
-def best_spans(model, tokenizer, pairs: list[tuple[str, str]], max_length: int = 384, batch_size: int = 32):
-    """For each (question, context): the best span's text and its logit (start + end), read as
-    Haystack's reader reads (context truncated to `max_length` tokens)."""
-    model.eval()
-    results = []
-    for begin in range(0, len(pairs), batch_size):
-        chunk = pairs[begin : begin + batch_size]
-        enc = tokenizer(
-            [q for q, _ in chunk],
-            [c for _, c in chunk],
-            truncation="only_second",
-            max_length=max_length,
-            padding=True,
-            return_offsets_mapping=True,
-            return_tensors="pt",
-        )
-        context = torch.tensor([[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(chunk))], dtype=torch.bool)
-        output = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-        spans = span_logits(output.start_logits, output.end_logits, context)
-        width = spans.shape[-1]
-        values, flat = spans.flatten(1).max(dim=-1)
-        for i, (value, index) in enumerate(zip(values.tolist(), flat.tolist(), strict=True)):
-            start, end = divmod(index, width)
-            offsets = enc["offset_mapping"][i]
-            text = chunk[i][1][int(offsets[start][0]) : int(offsets[end][1])]
-            results.append((text, value))
-    model.train()
-    return results
-
-
-def evaluate_squad(model, tokenizer, items: list[tuple[str, str, tuple[str, ...]]]) -> dict[str, float]:
-    """EM and F1 (SQuAD normalisation) of the best span, with the gold paragraph given."""
-    from bot.evaluation.metrics import exact_match, f1_score
-
-    spans = best_spans(model, tokenizer, [(q, c) for q, c, _ in items])
-    em = [exact_match(text, golds) for (text, _), (_, _, golds) in zip(spans, items, strict=True)]
-    f1 = [f1_score(text, golds) for (text, _), (_, _, golds) in zip(spans, items, strict=True)]
-    return {"em": sum(em) / len(em), "f1": sum(f1) / len(f1), "questions": len(items)}
-
-
-def read_dev(path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(question, paragraph, answers) of a SQuAD v1.1 file: the dev set, only ever for figures."""
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    return [
-        (qa["question"], paragraph["context"], tuple(a["text"] for a in qa["answers"]))
-        for article in data
-        for paragraph in article["paragraphs"]
-        for qa in paragraph["qas"]
-    ]
 
 
 def _log(log_path: Path, record: dict) -> None:
