@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bot.telegram.app import RetryingRateLimiter
+from bot.telegram.connection import RetryingRateLimiter
 from tests.conftest import make_settings
 from tests.telegram_standin import SEED_QUESTIONS, WatchedEngine, running_bot
 
