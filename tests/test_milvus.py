@@ -25,7 +25,9 @@ from bot.evaluation.questionsets import load_question_set
 from bot.telegram.handlers import APOLOGY
 from retrieval.engine import QAEngine
 from retrieval.errors import IndexMissingError
-from retrieval.stores.milvus.backend import MilvusStore, StoreUnavailableError, unpack_vectors
+from retrieval.stores.milvus.backend import MilvusStore
+from retrieval.stores.milvus.connection import StoreUnavailableError
+from retrieval.stores.milvus.vectors import unpack_vectors
 from tests.conftest import MISSING_READER, SEED_ARTICLE, SEEDS, make_settings, one_line_error, run_qabot
 from tests.milvus_server import MilvusLiteServer, free_port, milvus_lite_server
 from tests.telegram_standin import capturing_logs, running_bot
