@@ -55,9 +55,7 @@ def test_every_engine_module_belongs_to_a_known_layer():
 def test_imports_go_only_down_the_layers(module):
     mine = _layer(module)
     upward = [
-        name
-        for name in _imports(MODULES[module])
-        if _layer(name) != mine and FLOORS[_layer(name)] >= FLOORS[mine]
+        name for name in _imports(MODULES[module]) if _layer(name) != mine and FLOORS[_layer(name)] >= FLOORS[mine]
     ]
     assert not upward, f"{module} ({mine}) imports from a layer at or above its own: {upward}"
 

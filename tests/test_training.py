@@ -360,3 +360,33 @@ def test_the_sentence_fallback_threshold_is_where_sentence_answers_help_the_bala
     wrong = readings([0.9, 0.8, 0.6, 0.3], [True, True, False, False], [False, False, False, False])
     threshold, figures = choose_fallback_score(wrong, answered, chance)
     assert threshold == 1.0 and figures["sentence_answers"] == 0
+
+
+def test_a_collection_under_one_title_is_many_articles_and_each_file_gives_held_out_articles(tmp_path, monkeypatch):
+    from training import data as training_data
+
+    folder = _tiny_squad(tmp_path / "data")
+    posts = [
+        {
+            "title": "Posts",
+            "paragraphs": [
+                {
+                    "context": f"Post {k} says {k}.",
+                    "qas": [_qa(f"What does post {k} say?", f"Post {k} says {k}.", str(k))],
+                }
+            ],
+        }
+        for k in range(6)
+    ]
+    (folder / "posts.json").write_text(json.dumps({"version": "t", "data": posts}), encoding="utf-8")
+    monkeypatch.setattr(training_data, "COLLECTION", 4)
+    paragraphs = read_squad_folder(folder)
+    assert len({p.group for p in paragraphs if p.source == "posts"}) == 6
+    train, held = split_held_out(paragraphs, share=0.2, seed=5)
+    assert {p.source for p in held} == {"tiny", "posts"}
+    assert [p for p in held if p.unanswerable]  # real unanswerable questions for the no-answer fit
+    assert not {p.group for p in train} & {p.group for p in held}
+
+
+def _qa(question: str, context: str, answer: str) -> dict:
+    return {"id": question, "question": question, "answers": [{"text": answer, "answer_start": context.rindex(answer)}]}

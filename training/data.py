@@ -49,13 +49,22 @@ def _answers(items: list[dict]) -> Answers:
     return tuple((a["text"], int(a["answer_start"])) for a in items if a.get("text"))
 
 
+# An "article" of more paragraphs than this is a collection (all Reddit posts, all TyDi passages, SQuAD
+# paragraphs of unknown articles): each of its paragraphs is an article of its own.
+COLLECTION = 300
+
+
 def read_squad_file(path: Path) -> list[Paragraph]:
     """Paragraphs of one SQuAD-format file; unanswerable questions apart from the answered ones."""
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    groups = [f"{path.stem}/{article.get('title') or number}" for number, article in enumerate(data)]
+    sizes: dict[str, int] = {}
+    for group, article in zip(groups, data, strict=True):
+        sizes[group] = sizes.get(group, 0) + len(article["paragraphs"])
     paragraphs = []
-    for number, article in enumerate(data):
-        group = f"{path.stem}/{article.get('title') or number}"
-        for paragraph in article["paragraphs"]:
+    for number, (group, article) in enumerate(zip(groups, data, strict=True)):
+        collection = sizes[group] > COLLECTION
+        for k, paragraph in enumerate(article["paragraphs"]):
             questions, unanswerable = [], []
             for qa in paragraph["qas"]:
                 question = qa["question"].strip()
@@ -65,7 +74,13 @@ def read_squad_file(path: Path) -> list[Paragraph]:
                     questions.append((question, answers))
             if questions or unanswerable:
                 paragraphs.append(
-                    Paragraph(path.stem, group, paragraph["context"], tuple(questions), tuple(unanswerable))
+                    Paragraph(
+                        path.stem,
+                        f"{group}/{number}.{k}" if collection else group,
+                        paragraph["context"],
+                        tuple(questions),
+                        tuple(unanswerable),
+                    )
                 )
     return paragraphs
 
@@ -83,10 +98,21 @@ def read_squad_folder(folder: Path) -> list[Paragraph]:
 
 
 def split_held_out(paragraphs: list[Paragraph], share: float, seed: int) -> tuple[list[Paragraph], list[Paragraph]]:
-    """Hold out whole articles (never single questions), so that held-out figures are fair."""
-    groups = sorted({p.group for p in paragraphs})
+    """Hold out whole articles (never single questions), so that held-out figures are fair: `share`
+    of each file's articles (one at least, where a file has two or more), and one of the articles
+    with real unanswerable questions, so that the no-answer fit sees some."""
     rng = random.Random(seed)
-    held = set(rng.sample(groups, max(1, round(len(groups) * share))))
+    by_source: dict[str, set[str]] = {}
+    for paragraph in paragraphs:
+        by_source.setdefault(paragraph.source, set()).add(paragraph.group)
+    held: set[str] = set()
+    for source in sorted(by_source):
+        groups = sorted(by_source[source])
+        if len(groups) > 1:
+            held.update(rng.sample(groups, max(1, round(len(groups) * share))))
+    with_unanswerable = sorted({p.group for p in paragraphs if p.unanswerable})
+    if len(with_unanswerable) > 1 and not held & set(with_unanswerable):
+        held.add(rng.choice(with_unanswerable))
     return [p for p in paragraphs if p.group not in held], [p for p in paragraphs if p.group in held]
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from haystack import Document, Pipeline
 
 from retrieval.answering.answer import Answer, Passage, Turn
+from retrieval.answering.decide import ExtractiveAnswerer, NoAnswerModel
 from retrieval.answering.followup import FollowUpContextualizer
 from retrieval.answering.rerank import SentenceEvidenceRanker
-from retrieval.answering.decide import ExtractiveAnswerer, NoAnswerModel
 from retrieval.answering.sentence_reader import SentenceReader
 from retrieval.models.embedders import OnnxEmbedder, OnnxTextEmbedder
 from retrieval.settings import Settings
