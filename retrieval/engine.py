@@ -19,6 +19,7 @@ from haystack import Document, Pipeline
 from haystack.core.errors import PipelineRuntimeError
 
 from retrieval.answering.answer import Answer, Turn
+from retrieval.answering.decide import DEFAULT_SURE_CONFIDENCE, DEFAULT_SURE_COVERAGE
 from retrieval.answering.pipeline import (
     QuestionTruncator,
     answer_from,
@@ -84,6 +85,8 @@ class QAEngine:
         self.min_reader_score = 0.5
         self.no_answer_model: tuple[float, ...] | None = None
         self.fallback_sentence_score: float | None = None
+        self.sure_model: tuple[float, ...] | None = None
+        self.sure_threshold = 0.5
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]
@@ -170,6 +173,16 @@ class QAEngine:
             self.no_answer_model = calibration.get("no_answer_model")
         fallback = self.settings.answer.fallback_sentence_score
         self.fallback_sentence_score = fallback if fallback is not None else calibration.get("fallback_sentence_score")
+        self.sure_model = calibration.get("sure_model")
+        self.sure_threshold = calibration.get("sure_threshold", 0.5)
+        if self.sure_model is None:
+            logger.warning(
+                "Reader model %s has no fitted confidence bands (sure_model in its calibration.json): answers are "
+                "sure at confidence %.1f with %.0f%% of the question's terms in their passage; run training.calibrate",
+                name,
+                DEFAULT_SURE_CONFIDENCE,
+                DEFAULT_SURE_COVERAGE * 100,
+            )
         try:
             if models.reader_backend == "onnx":
                 reader: Any = OnnxExtractiveReader(
@@ -297,6 +310,8 @@ class QAEngine:
             min_reader_score=self.min_reader_score,
             no_answer_model=self.no_answer_model,
             fallback_score=self.fallback_sentence_score,
+            sure_model=self.sure_model,
+            sure_threshold=self.sure_threshold,
         )
 
     @property

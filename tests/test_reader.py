@@ -13,7 +13,7 @@ from retrieval.answering.decide import ExtractiveAnswerer
 from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.engine import QAEngine
 from retrieval.errors import ConfigError
-from retrieval.models.resolve import DEFAULT_READER_MODEL, reader_calibration, resolve_model
+from retrieval.models.resolve import DEFAULT_READER_MODEL, READING_MODEL_WEIGHTS, reader_calibration, resolve_model
 from tests.conftest import make_settings, run_qabot
 
 SHIPPED = resolve_model(DEFAULT_READER_MODEL).path
@@ -56,7 +56,7 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
     assert reader_engine.min_reader_score == calibration["min_reader_score"]
     assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
     fitted = calibration["no_answer_model"]
-    weights = tuple(fitted[key] for key in ("reader", "sentence", "bias", "agreement", "margin"))
+    weights = tuple(fitted.get(key, 0.0) for key in READING_MODEL_WEIGHTS)
     assert reader_engine.no_answer_model == weights
     assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
     fallback = calibration["fallback_sentence_score"]
@@ -108,10 +108,10 @@ def test_an_unsure_span_gives_way_to_its_best_sentence_only_where_the_passages_h
 def test_no_answer_weighs_the_span_and_how_well_its_sentences_match(reader_engine):
     answerer = reader_engine.pipeline.get_component("answerer")
     model = answerer.no_answer_model
-    assert model.answerable(0.6, 0.8) > model.answerable(0.6, 0.3)
-    assert model.answerable(0.9, 0.5) > model.answerable(0.2, 0.5)
-    assert model.answerable(0.6, 0.6, in_best_sentence=True) > model.answerable(0.6, 0.6, in_best_sentence=False)
-    assert model.answerable(0.6, 0.6, lead=0.2) > model.answerable(0.6, 0.6, lead=0.0)
+    assert model.chance_of(0.6, 0.8) > model.chance_of(0.6, 0.3)
+    assert model.chance_of(0.9, 0.5) > model.chance_of(0.2, 0.5)
+    assert model.chance_of(0.6, 0.6, in_best_sentence=True) > model.chance_of(0.6, 0.6, in_best_sentence=False)
+    assert model.chance_of(0.6, 0.6, lead=0.2) > model.chance_of(0.6, 0.6, lead=0.0)
     for question, holds_answer in (("Who declared the talks dead?", True), ("What is the capital of France?", False)):
         run = reader_engine.pipeline.run(
             {"followup": {"question": question, "history": []}}, include_outputs_from={"ranker"}
@@ -171,7 +171,10 @@ def test_calibration_files_of_older_readers_and_damaged_ones_are_read_as_far_as_
     fitted = {"reader": 0.4, "sentence": 5.9, "bias": -3.0}
     (tmp_path / "calibration.json").write_text(json.dumps({"min_reader_score": 0.42, "no_answer_model": fitted}))
     older = reader_calibration(tmp_path)
-    assert older == {"min_reader_score": 0.42, "no_answer_model": (0.4, 5.9, -3.0, 0.0, 0.0)}  # no later weights
+    assert older == {
+        "min_reader_score": 0.42,
+        "no_answer_model": (0.4, 5.9, -3.0, 0.0, 0.0, 0.0, 0.0),
+    }  # no later weights
     for fallback, read in ((0.75, 0.75), (1, 1.0), (1.5, None), (-0.1, None), ("0.7", None), (None, None)):
         (tmp_path / "calibration.json").write_text(json.dumps({"fallback_sentence_score": fallback}))
         assert reader_calibration(tmp_path).get("fallback_sentence_score") == read

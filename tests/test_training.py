@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.models.resolve import READING_MODEL_WEIGHTS
 from training import calibrate, train_reader
 from training.data import make_examples, read_squad_folder, split_held_out
 
@@ -234,7 +235,8 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert 0.01 <= figures["calibration_factor"] <= 3.0
     assert 0.0 <= figures["min_reader_score"] < 1.0
     assert figures["held_out"]["windows"] > 0
-    assert set(figures["no_answer_model"]) == {"reader", "sentence", "bias", "agreement", "margin"}
+    assert set(figures["no_answer_model"]) == set(READING_MODEL_WEIGHTS)
+    assert set(figures["sure_model"]) == set(READING_MODEL_WEIGHTS) and 0.0 < figures["sure_threshold"] < 1.0
     end_to_end = figures["held_out_end_to_end"]
     assert end_to_end["questions"] == 8 and end_to_end["unanswerable_readings"] > 0
     assert 0.0 <= figures["fallback_sentence_score"] <= 1.0
@@ -342,6 +344,8 @@ def test_the_sentence_fallback_threshold_is_where_sentence_answers_help_the_bala
             sentence=np.array(sentence),
             agreement=np.zeros(n, dtype=bool),
             lead=np.zeros(n),
+            coverage=np.ones(n),
+            year_conflict=np.zeros(n, dtype=bool),
             answerable=np.array(answerable),
             right=np.zeros(n, dtype=bool),
             evidence=np.zeros(n, dtype=bool),

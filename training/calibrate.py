@@ -89,6 +89,8 @@ def calibrate(args: argparse.Namespace) -> dict:
         "min_reader_score": no_answer["min_reader_score"],
         "fallback_sentence_score": no_answer["fallback_sentence_score"],
         "no_answer_model": no_answer["model"],
+        "sure_model": no_answer["sure_model"],
+        "sure_threshold": no_answer["sure_threshold"],
         "held_out": {
             "articles": len({p.group for p in held_out}),
             "windows": len(examples),
@@ -111,7 +113,7 @@ def calibrate(args: argparse.Namespace) -> dict:
 
 
 def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
-    """Fit the no-answer model and `min_reader_score` again, keeping the confidence fit and the
+    """Fit the no-answer and sure models and `min_reader_score` again, keeping the confidence fit and the
     weights (for example after a change to retrieval or to how windows are read)."""
     path = args.model / CALIBRATION_FILE
     if not path.is_file():
@@ -124,6 +126,8 @@ def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
         min_reader_score=no_answer["min_reader_score"],
         fallback_sentence_score=no_answer["fallback_sentence_score"],
         no_answer_model=no_answer["model"],
+        sure_model=no_answer["sure_model"],
+        sure_threshold=no_answer["sure_threshold"],
         held_out_end_to_end=no_answer["figures"],
         date=datetime.date.today().isoformat(),
     )
@@ -144,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-answer-only",
         action="store_true",
-        help="fit only the no-answer model and min_reader_score again, keeping the confidence fit and the weights",
+        help="fit only the no-answer and sure models and the thresholds again, keeping the confidence fit and weights",
     )
     parser.add_argument(
         "--log", type=Path, action="append", default=[], help="each training stage's train-log.jsonl, in order"

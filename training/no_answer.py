@@ -7,7 +7,12 @@ sentence's lead over the next, gives the chance that the passages hold an answer
 the bot abstains when it is under one half (no-answer wins) or the span's confidence is under
 `min_reader_score`, which is chosen on the same readings (see `choose_min_score`). Where only the
 confidence is too low, the best sentence is the answer when it scores at least
-`fallback_sentence_score`, chosen on them too (see `choose_fallback_score`).
+`fallback_sentence_score`, chosen on them too (see `choose_fallback_score`). Questions people
+wrote to have no answer (SQuAD 2.0's) are read as they are, as unanswerable readings too.
+
+The same features also give the sure model: a logistic regression of "the answer shown is right"
+(F1 >= 0.5) over the readings the bot answers; `sure_threshold` is the lowest chance at which at
+most `MAX_SURE_WRONG` of the sure answers are wrong (see `choose_sure_threshold`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answering.decide import NoAnswerModel
+from retrieval.answering.decide import ReadingModel
 from training.data import Paragraph
 
 
@@ -59,27 +64,49 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, penalty: float = 0.02
     return theta[:-1], float(theta[-1])
 
 
+# The share of sure answers allowed to be wrong on the held-out readings.
+MAX_SURE_WRONG = 0.08
+
+
 @dataclass(frozen=True)
 class Readings:
     """One row per reading: the span's confidence (0 when no span), the best sentence's score,
     whether the span lies in that sentence, that sentence's lead over the next, whether the passages
     held the answer, whether the span is right (F1 >= 0.5), whether its sentence holds the answer
-    (the evidence a user is shown) and whether the best sentence holds it (a sentence answer's)."""
+    (the evidence a user is shown) and whether the best sentence holds it (a sentence answer's);
+    between them, the question's coverage by the span's passage and a contradicted year."""
 
     confidence: np.ndarray
     sentence: np.ndarray
     agreement: np.ndarray
     lead: np.ndarray
+    coverage: np.ndarray
+    year_conflict: np.ndarray
     answerable: np.ndarray
     right: np.ndarray
     evidence: np.ndarray
     best_evidence: np.ndarray
 
     def features(self) -> np.ndarray:
-        """The no-answer model's inputs, in the order of its weights: reader, sentence, agreement, margin."""
+        """A `ReadingModel`'s inputs, in the order of its weights: reader, sentence, agreement, margin,
+        coverage, year."""
         confidence = np.clip(self.confidence, 1e-6, 1 - 1e-6)
         logit = np.log(confidence / (1 - confidence))
-        return np.c_[logit, self.sentence, self.agreement.astype(float), self.lead]
+        return np.c_[
+            logit,
+            self.sentence,
+            self.agreement.astype(float),
+            self.lead,
+            self.coverage,
+            self.year_conflict.astype(float),
+        ]
+
+    def chances(self, model: ReadingModel) -> np.ndarray:
+        """The model's chance for each reading, as the bot computes it (0 where no span)."""
+        rows = zip(
+            self.confidence, self.sentence, self.agreement, self.lead, self.coverage, self.year_conflict, strict=True
+        )
+        return np.array([model.chance_of(c, s, bool(a), m, v, bool(y)) if c > 0 else 0.0 for c, s, a, m, v, y in rows])
 
 
 def _squad_file(paragraphs: list[Paragraph], path: Path) -> Path:
@@ -114,7 +141,7 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
     from retrieval.engine import QAEngine
     from retrieval.settings import load_settings
 
-    rows: list[tuple[float, float, bool, float, bool, bool, bool, bool]] = []
+    rows: list[tuple] = []
     with tempfile.TemporaryDirectory(prefix="qabot-calibrate-") as work:
         folder = Path(work)
         questions = load_question_set(_squad_file(paragraphs, folder / "held-out.json"))
@@ -130,30 +157,33 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
         pipeline = engine.pipeline
         answerer = pipeline.get_component("answerer")
         pipeline.remove_component("answerer")
-        for question in track(questions.questions[:limit], description="Reading held-out questions", transient=True):
-            result = pipeline.run(
-                {"followup": {"question": question.question, "history": []}}, include_outputs_from={"followup"}
-            )
+        unanswerable = [(question, ()) for p in paragraphs for question, _ in p.unanswerable]
+        asked_questions = [(q.question, q.answers) for q in questions.questions[:limit]] + unanswerable[:limit]
+        for text, answers in track(asked_questions, description="Reading held-out questions", transient=True):
+            result = pipeline.run({"followup": {"question": text, "history": []}}, include_outputs_from={"followup"})
             asked = result["followup"]
             passages = result["ranker"]["documents"]
-            without = [d for d in passages if not evidence_hit("", d.content or "", question.answers)]
-            for documents, answerable in ((passages, True), (without, False)):
-                if not documents or (not answerable and len(without) == len(passages)):
+            without = [d for d in passages if not answers or not evidence_hit("", d.content or "", answers)]
+            for documents, answerable in ((passages, bool(answers)), (without, False)):
+                if not documents or (not answerable and len(without) == len(passages) and answers):
                     continue
                 reading = answerer.read(asked["reader_question"], documents, asked["question"], asked["context"])
                 span = reading.span
                 right = evidence = best_evidence = False
                 if answerable and span is not None:
-                    right = f1_score(span.data or "", question.answers) >= 0.5
-                    evidence = evidence_hit(span.data or "", span.meta["evidence"], question.answers)
+                    right = f1_score(span.data or "", answers) >= 0.5
+                    evidence = evidence_hit(span.data or "", span.meta["evidence"], answers)
                 if answerable and reading.best_sentence is not None:
                     document, k = reading.best_sentence
                     sentence, _ = answerer.sentences.sentences_text(document, k, k + 1)
-                    best_evidence = evidence_hit("", sentence, question.answers)
+                    best_evidence = evidence_hit("", sentence, answers)
                 score = span.score if span else 0.0
                 features = (score, reading.sentence_score, reading.in_best_sentence, reading.lead)
-                rows.append((*features, answerable, right, evidence, best_evidence))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * 8
+                subject = (reading.coverage, reading.year_conflict)
+                rows.append((*features, *subject, answerable, right, evidence, best_evidence))
+                if not answers:
+                    break  # a question written to have no answer: one reading, over all its passages
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 10
     return Readings(*(np.array(column) for column in columns))
 
 
@@ -215,30 +245,67 @@ def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = 
     if readings.answerable.sum() < 2 or (~readings.answerable).sum() < 2:
         raise ValueError("too few held-out questions to fit the no-answer model: hold out more articles")
     weights, bias = fit_logistic(readings.features()[has_span], readings.answerable[has_span])
-    reader, sentence, agreement, margin = (round(float(w), 4) for w in weights)
-    fitted = NoAnswerModel(reader, sentence, round(bias, 4), agreement, margin)
-    # the chance as the bot computes it, with the weights as written
-    chance = np.array(
-        [
-            fitted.answerable(confidence, sentence, bool(agree), lead) if confidence > 0 else 0.0
-            for confidence, sentence, agree, lead in zip(
-                readings.confidence, readings.sentence, readings.agreement, readings.lead, strict=True
-            )
-        ]
+    fitted = ReadingModel(
+        *(round(float(w), 4) for w in weights[:2]), round(bias, 4), *(round(float(w), 4) for w in weights[2:])
     )
+    chance = readings.chances(fitted)  # the chance as the bot computes it, with the weights as written
     threshold, figures = choose_min_score(readings.confidence, readings, chance)
     alone, alone_figures = choose_min_score(readings.confidence, readings, np.where(has_span, 1.0, 0.0))
     answered = (readings.confidence >= threshold) & (chance >= 0.5) & has_span
     fallback, fallback_figures = choose_fallback_score(readings, answered, chance)
+    sure_model, sure_threshold, sure_figures = fit_sure(readings, answered)
     return {
         "model": dataclasses.asdict(fitted),
         "min_reader_score": threshold,
         "fallback_sentence_score": fallback,
+        "sure_model": dataclasses.asdict(sure_model),
+        "sure_threshold": sure_threshold,
         "figures": {
+            "sure": sure_figures,
             "questions": int(readings.answerable.sum()),
             "unanswerable_readings": int((~readings.answerable).sum()),
             **figures,
             "confidence_alone": {"min_reader_score": alone, **alone_figures},
             "with_sentence_answers": {"fallback_sentence_score": fallback, **fallback_figures},
         },
+    }
+
+
+def reading_model(weights: np.ndarray, bias: float) -> ReadingModel:
+    """A `ReadingModel` from `fit_logistic`'s weights (in `Readings.features` order), rounded as written."""
+    w = [round(float(v), 4) for v in weights]
+    return ReadingModel(w[0], w[1], round(bias, 4), *w[2:])
+
+
+def fit_sure(readings: Readings, answered: np.ndarray) -> tuple[ReadingModel, float, dict]:
+    """The sure model, fitted on the readings the bot answers (right: the span's F1 >= 0.5), and its
+    threshold (`choose_sure_threshold`)."""
+    right = readings.answerable & readings.right
+    if answered.sum() < 2:
+        raise ValueError("too few answered held-out readings to fit the sure model: hold out more articles")
+    weights, bias = fit_logistic(readings.features()[answered], right[answered])
+    model = ReadingModel(
+        *(round(float(w), 4) for w in weights[:2]), round(bias, 4), *(round(float(w), 4) for w in weights[2:])
+    )
+    chance = readings.chances(model)
+    threshold, figures = choose_sure_threshold(chance, answered, right, readings.answerable)
+    return model, threshold, figures
+
+
+def choose_sure_threshold(
+    chance: np.ndarray, answered: np.ndarray, right: np.ndarray, answerable: np.ndarray
+) -> tuple[float, dict]:
+    """The lowest threshold (in steps of 0.01) at which at most `MAX_SURE_WRONG` of the sure answers
+    are wrong: as many sure answers as that allows. 0.99 when none does."""
+    best = 0.99
+    for threshold in np.round(np.arange(0.99, 0.0, -0.01), 2):
+        sure = answered & (chance >= threshold)
+        if sure.sum() and float((~right[sure]).mean()) <= MAX_SURE_WRONG:
+            best = float(threshold)
+    sure = answered & (chance >= best)
+    unsure = answered & ~sure
+    return best, {
+        "sure_of_answerable": round(float(sure[answerable].mean()), 3),
+        "sure_wrong": round(float((~right[sure]).mean()), 3) if sure.any() else 0.0,
+        "unsure_right": round(float(right[unsure].mean()), 3) if unsure.any() else 0.0,
     }

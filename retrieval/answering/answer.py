@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 AnswerKind = Literal["extractive", "sentence", "none"]
+# How far to trust an answer: "sure" (shown as the answer), "unsure" (shown as what the closest
+# passage says), "none" (the bot does not know).
+Confidence = Literal["sure", "unsure", "none"]
 
 
 @dataclass(frozen=True)
@@ -22,13 +25,27 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """Another answer the reader found for the same question, less likely than the one given."""
+
+    text: str
+    score: float
+    evidence: str
+    title: str
+    source: str = ""
+    published: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the engine answers to one question.
 
     `kind` is "extractive" (a span found by the reader model), "sentence" (the best-matching
     sentence, used when no reader model is available) or "none" (the bot does not know).
     `evidence` is the sentence the answer came from; `answer_start`/`answer_end` locate the
-    answer inside `evidence` (both -1 when it is not a substring of it).
+    answer inside `evidence` (both -1 when it is not a substring of it). `confidence` is the band
+    every front end shows (see `Confidence`); `alternatives` the next distinct answers, best first.
     """
 
     question: str
@@ -45,6 +62,8 @@ class Answer:
     notices: tuple[str, ...] = field(default=())
     published: str = ""
     url: str = ""
+    confidence: Confidence = "none"
+    alternatives: tuple[Alternative, ...] = ()
 
     @property
     def known(self) -> bool:
@@ -55,6 +74,7 @@ class Answer:
         data = asdict(self)
         data["answer"] = data.pop("text")
         data["passages"] = [asdict(p) for p in self.passages]
+        data["alternatives"] = [asdict(a) for a in self.alternatives]
         data["notices"] = list(self.notices)
         return data
 

@@ -1,12 +1,14 @@
 """Deciding the answer: the extractive reader's span, the best sentence, or no answer.
 
 `ExtractiveAnswerer` reads the sentence reader's best sentences with the span reader and weighs
-the two with `NoAnswerModel`; it returns a Haystack ExtractedAnswer, or None when it does not know.
+the two with fitted `ReadingModel`s; it returns a Haystack ExtractedAnswer, or None when it does not know.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,17 +17,22 @@ from haystack.dataclasses import ExtractedAnswer
 
 from retrieval.answering.sentence_reader import SentenceReader, evidence_sentence, sentence_answer
 from retrieval.models.embedders import TokenVectors
+from retrieval.stores.protocol import Lexicon
+
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
 
 @dataclass(frozen=True)
-class NoAnswerModel:
-    """The chance that the passages read hold an answer, from the reader's best span confidence, the
-    sentence reader's best sentence score, whether the span lies in that sentence (the two readers
-    agree) and that sentence's lead over the second best: sigmoid(reader * logit(confidence) +
-    sentence * score + agreement * [span in best sentence] + margin * lead + bias). Fitted end to end
-    on held-out articles (`training.calibrate`), as a logistic regression of answerable questions
-    against the same questions with the passages holding the answer removed. Older fits have no
-    agreement or margin weight: 0.
+class ReadingModel:
+    """A chance fitted on readings: sigmoid(reader * logit(span confidence) + sentence * best
+    sentence's score + agreement * [span in that sentence] + margin * that sentence's lead over the
+    next + coverage * share of the question's terms (by rarity) in the span's passage and title +
+    year * [the question names a year the span's sentence contradicts] + bias).
+
+    Fitted end to end on held-out articles (`training.calibrate`), twice: as the no-answer model (the
+    chance that the passages hold an answer: answerable questions against the same questions with
+    the passages holding the answer removed, and questions written to have none) and as the sure
+    model (the chance that the answer shown is right). Older fits lack the later weights: 0.
     """
 
     reader: float
@@ -33,9 +40,29 @@ class NoAnswerModel:
     bias: float
     agreement: float = 0.0
     margin: float = 0.0
+    coverage: float = 0.0
+    year: float = 0.0
 
-    def answerable(
-        self, confidence: float, sentence_score: float, in_best_sentence: bool = False, lead: float = 0.0
+    def chance(self, reading: Reading) -> float:
+        if reading.span is None:
+            return 0.0
+        return self.chance_of(
+            reading.span.score,
+            reading.sentence_score,
+            reading.in_best_sentence,
+            reading.lead,
+            reading.coverage,
+            reading.year_conflict,
+        )
+
+    def chance_of(
+        self,
+        confidence: float,
+        sentence_score: float,
+        in_best_sentence: bool = False,
+        lead: float = 0.0,
+        coverage: float = 1.0,
+        year_conflict: bool = False,
     ) -> float:
         confidence = min(max(confidence, 1e-6), 1 - 1e-6)
         z = (
@@ -43,9 +70,17 @@ class NoAnswerModel:
             + self.sentence * sentence_score
             + self.agreement * float(in_best_sentence)
             + self.margin * lead
+            + self.coverage * coverage
+            + self.year * float(year_conflict)
             + self.bias
         )
         return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
+
+
+# A reader folder without a fitted sure model: an answer is sure when its confidence reaches this,
+# the question's rarer terms are mostly in its passage, and no year of the question is contradicted.
+DEFAULT_SURE_CONFIDENCE = 0.6
+DEFAULT_SURE_COVERAGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -54,7 +89,8 @@ class Reading:
     its best span, placed in its passage with its evidence sentence (None: no span), the no-answer
     score of Haystack's reader, the best sentence's score, whether the span lies in that best
     sentence, the best sentence's lead over the next, and the best sentence itself (its passage
-    and number)."""
+    and number); how much of the question the span's passage covers and whether its sentence
+    contradicts a year the question names (see `ReadingModel`); and the next distinct spans."""
 
     span: ExtractedAnswer | None
     no_answer: float
@@ -62,6 +98,9 @@ class Reading:
     in_best_sentence: bool = False
     lead: float = 0.0
     best_sentence: tuple[Document, int] | None = None
+    coverage: float = 1.0
+    year_conflict: bool = False
+    alternatives: tuple[ExtractedAnswer, ...] = ()
 
 
 @component
@@ -81,6 +120,11 @@ class ExtractiveAnswerer:
     under `min_score`, and the best sentence scores at least `fallback_score` (None: never), the
     answer is that sentence, as a sentence answer: the passages hold the answer, the exact words
     are unsure.
+
+    Every answer carries a band in `meta["band"]`: "sure" when the `sure_model`'s chance that it is
+    right reaches `sure_threshold` (without a sure model: the defaults above), else "unsure"; and the
+    next `alternatives` distinct spans in `meta["alternatives"]`. `lexicon` (the store's, a callable
+    as the re-ranker takes it) weighs the question's terms for the coverage.
     """
 
     def __init__(
@@ -92,8 +136,12 @@ class ExtractiveAnswerer:
         min_score: float = 0.5,
         margin: float = 1.0,
         no_answer: bool = True,
-        no_answer_model: NoAnswerModel | None = None,
+        no_answer_model: ReadingModel | None = None,
         fallback_score: float | None = None,
+        sure_model: ReadingModel | None = None,
+        sure_threshold: float = 0.5,
+        lexicon: Callable[[], Lexicon | None] | None = None,
+        alternatives: int = 2,
     ) -> None:
         self.reader = reader
         self.sentences = sentences
@@ -104,6 +152,10 @@ class ExtractiveAnswerer:
         self.no_answer = no_answer
         self.no_answer_model = no_answer_model
         self.fallback_score = fallback_score
+        self.sure_model = sure_model
+        self.sure_threshold = sure_threshold
+        self.lexicon = lexicon
+        self.alternatives = alternatives
 
     def warm_up(self) -> None:
         self.reader.warm_up()
@@ -155,9 +207,9 @@ class ExtractiveAnswerer:
         windows = self._windows(choices)
         if not windows:
             return Reading(None, 1.0, 0.0)
-        answers = self.reader.run(query=query, documents=windows, top_k=1, no_answer=True)["answers"]
-        spans = [a for a in answers if a.data and a.data.strip()]
-        no_answer = max((a.score for a in answers if not a.data), default=0.0)
+        answers = self.reader.run(query=query, documents=windows, top_k=1 + 2 * self.alternatives, no_answer=False)
+        spans = [a for a in answers["answers"] if a.data and a.data.strip()]
+        no_answer = 1.0 - spans[0].score if spans else 1.0  # Haystack's, of the best span alone
         score, best_document, best = choices[0]
         lead = score - choices[1][0] if len(choices) > 1 else score
         if not spans:
@@ -166,7 +218,40 @@ class ExtractiveAnswerer:
         span = self.answer_of(spans[0])
         assert span.document is not None and span.document_offset is not None
         agree = span.document.id == best_document.id and start <= span.document_offset.start < end
-        return Reading(span, no_answer, score, agree, lead, (best_document, best))
+        return Reading(
+            span,
+            no_answer,
+            score,
+            agree,
+            lead,
+            (best_document, best),
+            coverage=self._coverage(question or query, span.document),
+            year_conflict=year_conflict(question or query, span.meta["evidence"]),
+            alternatives=self._distinct(span, [self.answer_of(a) for a in spans[1:]]),
+        )
+
+    def _coverage(self, question: str, passage: Document) -> float:
+        """The share of the question's terms, weighed by rarity, found in the passage or its title (1.0
+        without a lexicon, or when the question has no term the index knows)."""
+        lexicon = self.lexicon() if self.lexicon is not None else None
+        if lexicon is None:
+            return 1.0
+        asked, present = lexicon.terms([question, f"{passage.meta.get('title', '')}\n{passage.content or ''}"])
+        weight = lexicon.idf(asked)
+        return lexicon.idf(asked & present) / weight if weight > 0 else 1.0
+
+    def _distinct(self, best: ExtractedAnswer, others: list[ExtractedAnswer]) -> tuple[ExtractedAnswer, ...]:
+        """Up to `alternatives` spans whose words differ from the answer's and from each other's."""
+        kept: list[ExtractedAnswer] = []
+        seen = [_words(best.data)]
+        for other in others:
+            words = _words(other.data)
+            if words and not any(words <= known or known <= words for known in seen):
+                kept.append(other)
+                seen.append(words)
+            if len(kept) == self.alternatives:
+                break
+        return tuple(kept)
 
     def answerable(self, reading: Reading) -> float:
         """The chance that the passages read hold an answer (1 when no-answer is not considered)."""
@@ -176,8 +261,18 @@ class ExtractiveAnswerer:
             return 1.0
         if self.no_answer_model is None:  # Haystack's: no-answer wins when it outscores the best span
             return 1.0 if reading.span.score >= reading.no_answer else 0.0
-        return self.no_answer_model.answerable(
-            reading.span.score, reading.sentence_score, reading.in_best_sentence, reading.lead
+        return self.no_answer_model.chance(reading)
+
+    def sure(self, reading: Reading) -> bool:
+        """Whether the reading's span may be shown as a sure answer."""
+        if reading.span is None:
+            return False
+        if self.sure_model is not None:
+            return self.sure_model.chance(reading) >= self.sure_threshold
+        return (
+            reading.span.score >= DEFAULT_SURE_CONFIDENCE
+            and reading.coverage >= DEFAULT_SURE_COVERAGE
+            and not reading.year_conflict
         )
 
     @component.output_types(answer=ExtractedAnswer | None)
@@ -195,15 +290,19 @@ class ExtractiveAnswerer:
         return {"answer": self.decide(reading)}
 
     def decide(self, reading: Reading) -> ExtractedAnswer | None:
-        """The answer to give for `reading`: its span, its best sentence, or None ("I don't know")."""
+        """The answer to give for `reading`: its span, its best sentence, or None ("I don't know"),
+        with its band and alternatives in `meta`."""
         best = reading.span
         if best is None or self.answerable(reading) < 0.5:
             return None
+        alternatives = list(reading.alternatives)
         if best.score >= self.min_score:
-            return best
+            band = "sure" if self.sure(reading) else "unsure"
+            return _with(best, band=band, alternatives=alternatives)
         fallback = self.fallback_score
         if fallback is not None and fallback < 1.0 and reading.sentence_score >= fallback and reading.best_sentence:
-            return sentence_answer(best.query, reading.sentence_score, *reading.best_sentence)
+            sentence = sentence_answer(best.query, reading.sentence_score, *reading.best_sentence)
+            return _with(sentence, band="unsure", alternatives=[best, *alternatives][: self.alternatives])
         return None
 
     @staticmethod
@@ -222,3 +321,26 @@ class ExtractiveAnswerer:
             document_offset=ExtractedAnswer.Span(start, end),
             meta={"kind": "extractive", "evidence": sentence, "evidence_offset": sentence_offset},
         )
+
+
+def _with(answer: ExtractedAnswer, **meta: Any) -> ExtractedAnswer:
+    return ExtractedAnswer(
+        query=answer.query,
+        score=answer.score,
+        data=answer.data,
+        document=answer.document,
+        document_offset=answer.document_offset,
+        meta={**answer.meta, **meta},
+    )
+
+
+def _words(text: str | None) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", (text or "").lower()))
+
+
+def year_conflict(question: str, sentence: str) -> bool:
+    """Whether the question names a year and the sentence names years, none of them the question's
+    ("What did ASML earn in 2024?" against "In 2025 ASML earned ...")."""
+    asked = set(_YEAR.findall(question))
+    said = set(_YEAR.findall(sentence))
+    return bool(asked and said and not asked & said)

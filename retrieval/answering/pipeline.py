@@ -13,8 +13,8 @@ from typing import Any
 
 from haystack import Document, Pipeline
 
-from retrieval.answering.answer import Answer, Passage, Turn
-from retrieval.answering.decide import ExtractiveAnswerer, NoAnswerModel
+from retrieval.answering.answer import Alternative, Answer, Passage, Turn
+from retrieval.answering.decide import ExtractiveAnswerer, ReadingModel
 from retrieval.answering.followup import FollowUpContextualizer
 from retrieval.answering.rerank import SentenceEvidenceRanker
 from retrieval.answering.sentence_reader import SentenceReader
@@ -43,6 +43,8 @@ def build_question_pipeline(
     min_reader_score: float = 0.5,
     no_answer_model: tuple[float, ...] | None = None,
     fallback_score: float | None = None,
+    sure_model: tuple[float, ...] | None = None,
+    sure_threshold: float = 0.5,
 ) -> Pipeline:
     """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
@@ -73,8 +75,11 @@ def build_question_pipeline(
             windows=answers.reader_windows,
             margin=answers.reader_window_margin,
             min_score=min_reader_score,
-            no_answer_model=NoAnswerModel(*no_answer_model) if no_answer_model else None,
+            no_answer_model=ReadingModel(*no_answer_model) if no_answer_model else None,
             fallback_score=fallback_score,
+            sure_model=ReadingModel(*sure_model) if sure_model else None,
+            sure_threshold=sure_threshold,
+            lexicon=ports.lexicon,
         )
     pipeline.add_component("answerer", answerer)
     pipeline.connect("followup.reader_question", "answerer.query")
@@ -146,6 +151,8 @@ def answer_from(
     return Answer(
         question=question,
         text=extracted.data,
+        confidence=extracted.meta.get("band", "unsure"),
+        alternatives=tuple(_alternative(a) for a in extracted.meta.get("alternatives", ())),
         score=round(float(extracted.score), 4),
         kind=extracted.meta["kind"],
         evidence=evidence,
@@ -158,4 +165,17 @@ def answer_from(
         notices=notices,
         published=extracted.document.meta.get("published", ""),
         url=extracted.document.meta.get("url", ""),
+    )
+
+
+def _alternative(answer: Any) -> Alternative:
+    document = answer.document
+    return Alternative(
+        text=answer.data,
+        score=round(float(answer.score), 4),
+        evidence=answer.meta.get("evidence", ""),
+        title=document.meta.get("title", ""),
+        source=document.meta.get("source", ""),
+        published=document.meta.get("published", ""),
+        url=document.meta.get("url", ""),
     )

@@ -231,4 +231,7 @@ class SentenceReader:
         choices = self.best_sentences(question or query, documents, context, question_tokens)
         if not choices or choices[0][0] < self.min_score:
             return {"answer": None}
-        return {"answer": sentence_answer(query, *choices[0])}
+        answer = sentence_answer(query, *choices[0])
+        others = [sentence_answer(query, *choice) for choice in choices[1:3] if choice[0] >= self.min_score]
+        answer.meta.update(band="unsure", alternatives=others)  # a sentence, not the exact words
+        return {"answer": answer}

