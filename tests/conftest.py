@@ -176,3 +176,27 @@ def one_line_error(result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+NEWS = ROOT / "tests" / "fixtures" / "news"  # seven short news articles on different subjects
+
+
+@pytest.fixture(scope="session")
+def news_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of the seven news articles, built once per test session (do not write to it)."""
+    from retrieval.engine import QAEngine
+
+    index_dir = tmp_path_factory.mktemp("news") / "index"
+    QAEngine(make_settings(index_dir)).index_paths([NEWS])
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def news_engine(news_index_dir: Path):
+    """A warm engine over the news articles with the shipped reader, as users get it."""
+    from retrieval.engine import QAEngine
+    from retrieval.models.resolve import DEFAULT_READER_MODEL
+
+    engine = QAEngine(make_settings(news_index_dir, reader=DEFAULT_READER_MODEL))
+    engine.warm_up()
+    return engine

@@ -18,6 +18,7 @@ from haystack.dataclasses import ExtractedAnswer
 from retrieval.answering.sentence_reader import SentenceReader, evidence_sentence, sentence_answer
 from retrieval.models.embedders import TokenVectors
 from retrieval.stores.protocol import Lexicon
+from retrieval.stores.terms import question_terms
 
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
@@ -231,13 +232,16 @@ class ExtractiveAnswerer:
         )
 
     def _coverage(self, question: str, passage: Document) -> float:
-        """The share of the question's terms, weighed by rarity, found in the passage or its title (1.0
-        without a lexicon, or when the question has no term the index knows)."""
+        """The share of the question's terms, weighed by rarity, found in the passage or its title. A
+        term no indexed article holds ("How many people live in Faenza?" where no article says
+        "live") weighs as much as the rarest known one. 1.0 without a lexicon."""
         lexicon = self.lexicon() if self.lexicon is not None else None
         if lexicon is None:
             return 1.0
         asked, present = lexicon.terms([question, f"{passage.meta.get('title', '')}\n{passage.content or ''}"])
-        weight = lexicon.idf(asked)
+        unseen = max(0, len(question_terms(question)) - len(asked))
+        rarest = max((lexicon.idf({term}) for term in asked), default=1.0)
+        weight = lexicon.idf(asked) + unseen * rarest
         return lexicon.idf(asked & present) / weight if weight > 0 else 1.0
 
     def _distinct(self, best: ExtractedAnswer, others: list[ExtractedAnswer]) -> tuple[ExtractedAnswer, ...]:

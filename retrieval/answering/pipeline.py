@@ -21,6 +21,7 @@ from retrieval.answering.sentence_reader import SentenceReader
 from retrieval.models.embedders import OnnxEmbedder, OnnxTextEmbedder
 from retrieval.settings import Settings
 from retrieval.stores.protocol import PassageStore
+from retrieval.stores.terms import question_terms
 
 
 def clean_question(question: str) -> str:
@@ -151,7 +152,7 @@ def answer_from(
     return Answer(
         question=question,
         text=extracted.data,
-        confidence=extracted.meta.get("band", "unsure"),
+        confidence=extracted.meta.get("band", "unsure") if _clear(question, notices) else "unsure",
         alternatives=tuple(_alternative(a) for a in extracted.meta.get("alternatives", ())),
         score=round(float(extracted.score), 4),
         kind=extracted.meta["kind"],
@@ -166,6 +167,12 @@ def answer_from(
         published=extracted.document.meta.get("published", ""),
         url=extracted.document.meta.get("url", ""),
     )
+
+
+def _clear(question: str, notices: tuple[str, ...]) -> bool:
+    """Whether a question says enough for a sure answer: two words or more, one of them a term search
+    weighs, and not cut short (a one-word, all-function-word or overlong question is never sure)."""
+    return not notices and len(question.split()) >= 2 and bool(question_terms(question))
 
 
 def _alternative(answer: Any) -> Alternative:

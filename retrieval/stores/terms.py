@@ -3,6 +3,8 @@ and a list of function words; a passage is searched by its title and its text.""
 
 from __future__ import annotations
 
+import re
+
 import bm25s
 import Stemmer
 
@@ -33,3 +35,10 @@ def bm25_tokenizer() -> bm25s.tokenization.Tokenizer:
 def passage_search_text(passage: PassageRecord) -> str:
     """What the retrievers see of a passage: its article title, then its text."""
     return f"{passage.title}\n{passage.content}"
+
+
+def question_terms(text: str) -> set[str]:
+    """The stemmed words of `text` that search weighs (two letters or more, no function word), as
+    both backends cut them; for counting a question's terms that no passage holds."""
+    stem = stemmer().stemWord
+    return {stem(word) for word in re.findall(r"(?u)\b\w\w+\b", text.lower()) if word not in STOPWORDS}
