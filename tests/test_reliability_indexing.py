@@ -67,3 +67,46 @@ def test_indexing_a_folder_reads_each_file_only_after_the_previous_one_is_split(
 
     assert report.files_indexed == len(names)
     assert events == [(stage, name) for name in names for stage in ("read", "split")]
+
+
+def test_a_run_on_sentence_is_cut_into_pieces_no_longer_than_the_caps():
+    from retrieval.ingest.splitter import MAX_SENTENCE_CHARS, MAX_SENTENCE_WORDS, split_sentences
+
+    run_on = " ".join(f"word{number}" for number in range(30_000))
+    for text in (run_on, "x" * 200_000, f"A normal sentence. {run_on} Another one."):
+        pieces = split_sentences(text)
+        assert all(len(p) <= MAX_SENTENCE_CHARS and len(p.split()) <= MAX_SENTENCE_WORDS for p in pieces)
+        assert "".join(pieces).replace(" ", "") == text.replace(" ", "")  # nothing lost, nothing added
+    assert split_sentences("A normal sentence. Another one.") == ["A normal sentence.", "Another one."]
+
+
+def test_a_question_over_an_index_with_run_on_sentences_costs_what_a_normal_one_costs(tmp_path):
+    """Pages of one 30,000-word sentence and of one 4.5 MB word are indexed; `qabot ask` over them
+    gives one short reply, its process's peak memory well under 600 MB (about 300 MB here)."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import QABOT
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    words = " ".join(f"harbour{number % 50} bridge toll" for number in range(10_000))
+    (folder / "run-on.txt").write_text(f"The harbour bridge\n\n{words}\n", encoding="utf-8")
+    (folder / "one-word.txt").write_text("Bridge\n\n" + "b" * 4_500_000 + "\n", encoding="utf-8")
+    index = str(tmp_path / "index")
+    env = {**os.environ, "QABOT_DATA_DIR": str(tmp_path / "data")}
+    subprocess.run([str(QABOT), "index", str(folder), "--index", index], env=env, check=True, capture_output=True)
+    warm = [str(QABOT), "ask", "Who built the bridge?", "--index", index]  # the first ask exports the reader
+    subprocess.run(warm, env=env, check=True, capture_output=True)
+    for question in ("How much is the harbour bridge toll?", "What does harbour7 say about the bridge?"):
+        with subprocess.Popen(
+            [str(QABOT), "ask", question, "--index", index, "--json"], env=env, stdout=subprocess.PIPE, text=True
+        ) as process:
+            output = process.stdout.read()
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+        assert process.returncode == 0
+        answer = json.loads(output)
+        assert usage.ru_maxrss / 1024 < 600
+        assert len(answer["evidence"]) <= 600 and len(answer["answer"]) <= 600

@@ -16,15 +16,54 @@ from haystack import Document, component
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _SPACES = re.compile(r"\s+")
 
+# The longest sentence kept whole. A longer run (a page of one 30,000-word sentence, a list without
+# full stops) is cut into pieces of at most this many words and characters, so that no sentence
+# costs the models or the reply more than a normal one: every question's work stays bounded.
+MAX_SENTENCE_WORDS = 60
+MAX_SENTENCE_CHARS = 600
+# Paragraphs are segmented in slices of this size, so that one huge paragraph is never handled whole.
+_SLICE = 20_000
+
 
 def split_sentences(text: str, language: str = "en") -> list[str]:
-    """Sentences of `text`; a paragraph break always ends a sentence (captions, datelines)."""
+    """Sentences of `text`; a paragraph break always ends a sentence (captions, datelines); a
+    run-on sentence comes in pieces of at most MAX_SENTENCE_WORDS words and MAX_SENTENCE_CHARS characters."""
     sentences: list[str] = []
     for paragraph in _PARAGRAPH_BREAK.split(text):
         paragraph = _SPACES.sub(" ", paragraph).strip()
-        if paragraph:
-            sentences.extend(s.strip() for s in sentencex.segment(language, paragraph) if s.strip())
+        for piece in _slices(paragraph):
+            for sentence in sentencex.segment(language, piece):
+                sentences.extend(_capped(sentence.strip()))
     return sentences
+
+
+def _slices(paragraph: str) -> list[str]:
+    """The paragraph in slices of about _SLICE characters, cut at a space where there is one."""
+    slices = []
+    while len(paragraph) > _SLICE:
+        cut = paragraph.rfind(" ", _SLICE // 2, _SLICE)
+        cut = cut if cut > 0 else _SLICE
+        slices.append(paragraph[:cut].strip())
+        paragraph = paragraph[cut:].strip()
+    return [*slices, paragraph] if paragraph else slices
+
+
+def _capped(sentence: str) -> list[str]:
+    """The sentence, or its pieces when it is longer than the caps (a word over the character cap is cut)."""
+    if not sentence:
+        return []
+    words = sentence.split(" ")
+    if len(words) <= MAX_SENTENCE_WORDS and len(sentence) <= MAX_SENTENCE_CHARS:
+        return [sentence]
+    pieces, current, size = [], [], 0
+    for word in words:
+        for part in (word[i : i + MAX_SENTENCE_CHARS] for i in range(0, len(word), MAX_SENTENCE_CHARS)):
+            if current and (len(current) == MAX_SENTENCE_WORDS or size + 1 + len(part) > MAX_SENTENCE_CHARS):
+                pieces.append(" ".join(current))
+                current, size = [], 0
+            current.append(part)
+            size += len(part) + (1 if size else 0)
+    return [*pieces, " ".join(current)] if current else pieces
 
 
 def passage_id(source: str, content: str) -> str:
