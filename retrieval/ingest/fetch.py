@@ -6,6 +6,9 @@ cloud-metadata address). The request then goes to the address that was checked, 
 the Host header and for TLS, so no second DNS lookup can lead elsewhere. Redirects are followed
 here, hop by hop, with the same checks. Bodies are decompressed here too, counting decoded
 bytes, so a gzip bomb stops at the size cap.
+
+A fetch, redirects included, takes `timeout` seconds at most in all, whatever the server does:
+see `retrieval/ingest/deadline.py` for how every socket operation keeps to that one deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
+
+from retrieval.ingest.deadline import DeadlinePassed, deadline_of, deadline_transport, within_deadline
 
 # Resolver(host, port) -> the host's IP addresses, as strings.
 Resolver = Callable[[str, int], list[str]]
@@ -91,7 +96,12 @@ class SafeFetcher:
         self.limits = limits
         self.resolver = resolver
         # trust_env=False: a proxy from the environment would resolve names itself, past the checks.
-        self._client = httpx.Client(trust_env=False, follow_redirects=False, headers={"User-Agent": USER_AGENT})
+        self._client = httpx.Client(
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            transport=deadline_transport(),
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -120,7 +130,10 @@ class SafeFetcher:
         return _Target(target, host_header, sni)
 
     def _checked_address(self, host: str, port: int) -> str:
-        addresses = [host] if _is_ip(host) else self.resolver(host, port)
+        try:
+            addresses = [host] if _is_ip(host) else within_deadline(lambda: self.resolver(host, port), "name lookup")
+        except DeadlinePassed:
+            raise FetchError(f"timed out resolving {host} (fetch.timeout_seconds = {self.limits.timeout:g})") from None
         if not addresses:
             raise FetchError(f"cannot resolve {host}")
         for text in addresses:
@@ -135,24 +148,26 @@ class SafeFetcher:
 
     def fetch(self, url: str, etag: str = "", last_modified: str = "") -> Fetched:
         """GET `url` (following up to `max_redirects` checked redirects); a 304 comes back as not_modified."""
-        deadline = time.monotonic() + self.limits.timeout
         headers = {"Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         current = url
-        for _hop in range(self.limits.max_redirects + 1):
-            target = self.check(current)
-            try:
-                fetched, location = self._get(current, target, headers, deadline)
-            except httpx.TimeoutException:
-                raise FetchError(f"timed out (fetch.timeout_seconds = {self.limits.timeout:g})") from None
-            except httpx.HTTPError as exc:
-                raise FetchError(f"cannot connect ({type(exc).__name__}: {exc})") from None
-            if location is None:
-                return fetched
-            current = urljoin(current, location)
+        with deadline_of(self.limits.timeout) as deadline:
+            for _hop in range(self.limits.max_redirects + 1):
+                target = self.check(current)
+                try:
+                    fetched, location = self._get(current, target, headers, deadline)
+                except httpx.TimeoutException:
+                    raise FetchError(f"timed out (fetch.timeout_seconds = {self.limits.timeout:g})") from None
+                except httpx.HTTPError as exc:
+                    if time.monotonic() >= deadline:  # the connection was cut at the deadline
+                        raise FetchError(f"timed out (fetch.timeout_seconds = {self.limits.timeout:g})") from None
+                    raise FetchError(f"cannot connect ({type(exc).__name__}: {exc})") from None
+                if location is None:
+                    return fetched
+                current = urljoin(current, location)
         raise FetchError(f"more than {self.limits.max_redirects} redirects")
 
     def _get(self, url: str, target: _Target, headers: dict[str, str], deadline: float) -> tuple[Fetched, str | None]:
