@@ -2,38 +2,51 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --root-user-action=ignore
+# What each target needs, installed once: the runtime for chat, and also the test and Milvus extras.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
 QA_TRAIN ?= ../shared/qa-train
 DEV_SET ?= ../shared/eval/xquad-en-dev.json
 
 .PHONY: setup chat test lint bench reader clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,milvus]'
-	@touch $(STAMP)
+$(BIN)/python:
+	@echo "Making $(VENV) with $(PYTHON)..."
+	@$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	@$(PIP) install --upgrade pip
 
-setup: $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "Installing qabot into $(VENV) (a few minutes the first time)..."
+	@$(PIP) install -e .
+	@touch $@
 
-chat: $(STAMP)
-	$(BIN)/qabot chat
+# The extras include the runtime, so `make chat` after `make test` installs nothing.
+$(DEV): pyproject.toml | $(BIN)/python
+	@echo "Installing qabot with its test and Milvus extras into $(VENV) (a few minutes the first time)..."
+	@$(PIP) install -e '.[dev,milvus]'
+	@touch $@ $(RUNTIME)
 
-test: $(STAMP)
+setup: $(DEV)
+
+chat: $(RUNTIME)
+	@$(BIN)/qabot chat
+
+test: $(DEV)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python benchmarks/run.py
 
 # Reproduce models/qabot-reader from the open QA data, in two stages (about 4 hours on 2 cores;
 # each stage resumes after an interruption): 3 epochs from the base encoder, then 1 epoch from
 # those weights with unanswerable windows from elsewhere in the same article too; then calibration.
 READER_WORK ?= $(HOME)/.cache/qabot/reader-training
-reader: $(STAMP)
+reader: $(RUNTIME)
 	$(BIN)/python -m training.train_reader --data $(QA_TRAIN) --dev $(DEV_SET) --epochs 3.0 \
 		--checkpoints $(READER_WORK) --out $(READER_WORK)/stage1-model
 	$(BIN)/python -m training.train_reader --data $(QA_TRAIN) --dev $(DEV_SET) --epochs 1.0 --lr 5e-5 \

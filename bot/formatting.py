@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from bot.words import plural
 from retrieval.answering.answer import Answer, Passage
 from retrieval.ingest.feeds import WebReport
 
@@ -73,5 +74,5 @@ def render_web_report(report: WebReport) -> Text:
         f"{len(report.failed)} failed, {report.dropped} dropped by age"
     )
     if report.feeds:
-        line += f"; {report.feeds_unchanged} of {report.feeds} feeds unchanged"
+        line += f"; {report.feeds_unchanged} of {plural(report.feeds, 'feed')} unchanged"
     return Text(f"{line} ({report.seconds:.1f} s).")

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from bot.words import plural
 from tests.conftest import MISSING_READER, SEEDS, one_line_error, run_qabot
+
+COMMANDS = [
+    [],
+    ["index"],
+    ["ask"],
+    ["chat"],
+    ["bot"],
+    ["eval"],
+    ["refresh"],
+    ["sources"],
+    ["remove"],
+    ["models"],
+    ["models", "list"],
+    ["models", "pull"],
+    ["feeds"],
+    ["feeds", "add"],
+    ["feeds", "list"],
+    ["feeds", "remove"],
+    ["store"],
+    ["store", "copy"],
+]
+# What help showed before it named values in words: Python types, and a range as a formula.
+TYPE_MARKERS = re.compile(r"<(bool|int|float|str|path|list|tuple|text|file|choice|uuid|datetime)\b|\[x[<>]", re.I)
+ERROR_LINE = re.compile(r"^error: [^\n]+: [^\n]+$")
 
 
 @pytest.fixture()
@@ -19,6 +45,80 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("index", "ask", "chat", "bot", "eval", "models"):
         assert command in result.stdout
+
+
+def test_every_command_of_the_app_is_checked_below():
+    import typer
+
+    import bot.cli
+
+    def paths(command, prefix):
+        yield prefix
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*prefix, name])
+
+    assert sorted(paths(typer.main.get_command(bot.cli.app), [])) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda words: " ".join(words) or "qabot")
+def test_h_and_help_show_the_same_help_in_words(command):
+    short, long = run_qabot(*command, "-h"), run_qabot(*command, "--help")
+    assert short.returncode == long.returncode == 0, short.stderr + long.stderr
+    assert short.stdout == long.stdout and not short.stderr
+    help_text = short.stdout
+    assert f"Usage: qabot {' '.join(command)}".rstrip() in help_text
+    assert not TYPE_MARKERS.search(help_text), TYPE_MARKERS.search(help_text)
+    assert re.search(r"--help\s+-h\s+Show this message", help_text)  # a flag: no value after it
+    summary = help_text.split("Usage:", 1)[1].splitlines()[2].strip()
+    assert len(summary.split()) >= 4, f"the help should say what `qabot {' '.join(command)}` does"
+
+
+def test_help_names_values_in_words():
+    help_text = run_qabot("eval", "-h").stdout
+    for shown in ("QUESTIONS", "--corpus", "PATH", "--top-k", "N ", "--index", "FOLDER", "--reader", "MODEL"):
+        assert shown in help_text
+    assert re.search(r"--json\s+Print one JSON", run_qabot("ask", "-h").stdout)
+    assert "[TARGET...]" in run_qabot("index", "-h").stdout
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = run_qabot("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"qabot {version('qabot')}"
+
+
+def test_plural():
+    assert plural(1, "passage") == "1 passage"
+    assert plural(2, "passage") == "2 passages"
+    assert plural(0, "new passage") == "0 new passages"
+    assert plural(3, "entry", "entries") == "3 entries"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["index", "--bogus"], "no such option: --bogus: see `qabot index -h`"),
+        (["ask"], "missing argument 'QUESTION': see `qabot ask -h`"),
+        (["nope"], "no such command 'nope': see `qabot -h`"),
+        (["models", "nope"], "no such command 'nope': see `qabot models -h`"),
+        (["bot", "--port", "0"], "see `qabot bot -h`"),
+        (["index"], "nothing to index: give files, folders or web addresses, or --feeds"),
+        (["ask", "  "], "empty question: ask something"),
+        (["store", "copy", "--to", "qdrant"], "cannot copy the index to qdrant: only --to milvus is possible"),
+    ],
+)
+def test_a_wrong_command_line_is_one_error_line_and_exit_code_2(arguments, expected, user_env):
+    result = run_qabot(*arguments, env=user_env)
+    assert result.returncode == 2
+    line = one_line_error(result)
+    assert ERROR_LINE.match(line) and expected in line, line
+    assert not result.stdout
+
+
+def test_a_command_group_without_a_command_shows_its_help_and_exits_2():
+    result = run_qabot("feeds")
+    assert result.returncode == 2 and "Usage: qabot feeds" in result.stdout and not result.stderr
 
 
 def test_ask_json_prints_one_object(seed_index_dir, user_env):
@@ -57,7 +157,7 @@ def test_index_skips_bad_files_with_a_warning_and_missing_path_exits_2(tmp_path,
     result = run_qabot("index", "--index", str(tmp_path / "index"), str(folder), env=user_env)
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stderr and "broken.txt" in result.stderr
-    assert "Indexed 1 file(s)" in result.stdout
+    assert "Indexed 1 file (" in result.stdout
     missing = run_qabot("index", "--index", str(tmp_path / "index"), str(tmp_path / "nope"), env=user_env)
     assert missing.returncode == 2
     assert "no such file" in one_line_error(missing)

@@ -228,7 +228,7 @@ def test_cli_indexes_urls_and_answers_show_date_and_url(site, tmp_path):
         "QABOT_MODELS_READER": "qabot-tests/no-such-reader-model",
     }
     indexed = run_qabot("index", url, site.url("/bad/404"), "--json", env=env)
-    assert indexed.returncode == 0, indexed.stderr
+    assert indexed.returncode == 1, indexed.stderr  # one of the two addresses failed
     summary = json.loads(indexed.stdout)
     assert summary["web"]["new"] == 1
     assert summary["web"]["failed"][0]["reason"].startswith("HTTP 404")
@@ -243,6 +243,7 @@ def test_cli_indexes_urls_and_answers_show_date_and_url(site, tmp_path):
     assert RECENT in shown.stdout and url in shown.stdout
 
     refused = run_qabot("index", "http://127.0.0.1:1/x", env={**env, "QABOT_FETCH_ALLOW_PRIVATE_HOSTS": "false"})
+    assert refused.returncode == 2  # nothing was indexed
     assert "refused" in refused.stderr and "Traceback" not in refused.stderr
 
 
@@ -263,7 +264,7 @@ def test_cli_manages_feeds_and_refreshes(site, tmp_path):
     assert json.loads(run_qabot("refresh", "--json", env=env).stdout)["feeds_unchanged"] == 1
     site.feed("/feed.rss", rss(items[:1]))  # the feed changed, its remaining entry did not
     text = run_qabot("refresh", env=env)
-    assert "Fetched: 0 new, 0 changed, 0 unchanged, 0 failed, 0 dropped by age; 0 of 1 feeds unchanged" in text.stdout
+    assert "Fetched: 0 new, 0 changed, 0 unchanged, 0 failed, 0 dropped by age; 0 of 1 feed unchanged" in text.stdout
     assert run_qabot("feeds", "remove", feed, env=env).returncode == 0
     missing = run_qabot("feeds", "remove", feed, env=env)
     assert missing.returncode == 2 and "not listed" in missing.stderr

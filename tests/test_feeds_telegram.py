@@ -86,10 +86,10 @@ def test_an_admin_adds_an_article_by_link_and_by_command(bot, site):
     api, engine, _ = bot
     library = site.article("/tg/library", "Library reopens", FACTS[2][1], RECENT)
     [added] = api.ask(ADMIN, library)
-    assert added.visible_text == "Added “Library reopens” (1 passages)."
+    assert added.visible_text == "Added “Library reopens” (1 passage)."
     assert any(p.source == library for p in engine.index.passages)
     [again] = api.ask(ADMIN, f"/add {library}")
-    assert again.visible_text == "I already have “Library reopens” (1 passages), unchanged."
+    assert again.visible_text == "I already have “Library reopens” (1 passage), unchanged."
     [failed] = api.ask(ADMIN, f"/add {site.url('/bad/404')}")
     assert failed.visible_text.startswith("Sorry, I could not add") and "HTTP 404" in failed.visible_text
     [empty] = api.ask(ADMIN, "/add")

@@ -73,7 +73,7 @@ def test_file_names_that_are_not_utf8_are_indexed_or_skipped_under_an_escaped_na
 
     _clean(result)
     assert result.returncode == 0, result.stderr
-    assert "Indexed 2 file(s)" in result.stdout and "1 skipped" in result.stdout
+    assert "Indexed 2 files" in result.stdout and "1 skipped" in result.stdout
     assert "index\\xff" in result.stdout
     assert "skipped" in result.stderr and "binary\\xff.txt: binary file" in result.stderr
     answer = run_qabot("ask", "--json", "--index", str(index_dir), "When did the harbour bridge reopen?", env=user_env)
@@ -120,7 +120,7 @@ def test_special_files_are_skipped_with_the_reason_however_they_are_named(tmp_pa
 
     _clean(result)
     assert result.returncode == 0, result.stderr
-    assert "Indexed 1 file(s)" in result.stdout
+    assert "Indexed 1 file (" in result.stdout
     warnings = "\n".join(line for line in result.stderr.splitlines() if line.startswith("warning:"))
     for name, reason in [
         ("zero.txt", "a character device, not a regular file"),
@@ -427,7 +427,7 @@ def test_garbage_in_pointer_and_manifest_files_is_one_line(copy_of_seed_index, u
 def test_an_os_error_anywhere_is_one_line_naming_the_path(monkeypatch, capsys):
     import bot.cli
 
-    def fails() -> None:
+    def fails(**options: object) -> None:
         raise NotADirectoryError(20, "Not a directory", "/srv/qabot/report.md/x")
 
     monkeypatch.setattr(bot.cli, "app", fails)

@@ -11,6 +11,7 @@ from rich.console import Console
 from bot.evaluation.questionsets import load_question_set
 from bot.evaluation.report import summarize, summary_table, write_report
 from bot.evaluation.runner import run_questions
+from bot.words import plural
 
 if TYPE_CHECKING:
     from retrieval.settings import Settings
@@ -40,7 +41,7 @@ def eval_command(
         with console.status(f"Indexing {', '.join(map(str, corpus))} {where}"):
             engine.index_paths(list(corpus))
     elif question_set.documents:
-        with console.status(f"Indexing the {len(question_set.documents)} paragraphs of {questions} {where}"):
+        with console.status(f"Indexing the {plural(len(question_set.documents), 'paragraph')} of {questions} {where}"):
             engine.index_documents(list(question_set.documents))
     elif engine.is_empty():
         with console.status(f"The index is empty: indexing index.corpus {where}"):

@@ -19,6 +19,7 @@ from typing import Any
 
 from haystack import Document
 
+from bot.words import plural
 from retrieval.errors import QabotError
 from retrieval.ingest.articles import document_for
 
@@ -205,7 +206,7 @@ def _read_csv(text: str, builder: _QuestionSetBuilder) -> None:
             raise builder.error(1, f"the header must name the columns question,answer (missing: {missing})")
         for row in rows:
             if None in row or any(value is None for value in row.values()):
-                raise builder.error(rows.line_num, f"expected {len(header)} columns, as in the header")
+                raise builder.error(rows.line_num, f"expected {plural(len(header), 'column')}, as in the header")
             record: dict[str, Any] = dict(row)
             answer = record.pop("answer").strip()
             record["answers"] = [answer] if answer else []

@@ -20,6 +20,7 @@ from bot.evaluation.metrics import (
     score_question,
 )
 from bot.evaluation.runner import QuestionResult
+from bot.words import plural
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,7 +119,7 @@ def format_metric(value: float | None, digits: int = 3) -> str:
 def summary_table(summary: dict[str, Any]) -> Table:
     """The metrics for each question type and for all questions; "–" where a metric does not apply."""
     table = Table(
-        title=f"Evaluation of {summary['n_questions']} question{'' if summary['n_questions'] == 1 else 's'}",
+        title=f"Evaluation of {plural(summary['n_questions'], 'question')}",
         title_justify="left",
         caption=METRICS_LEGEND,
         caption_justify="left",
@@ -268,7 +269,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
     lines = [
         f"# Evaluation of {summary['questions_file'] or 'a question set'}",
         "",
-        f"{summary['n_questions']} questions: {summary['n_answerable']} with an answer, "
+        f"{plural(summary['n_questions'], 'question')}: {summary['n_answerable']} with an answer, "
         f"{summary['n_no_answer']} without. Answers: {kinds}.",
         "",
         *_table(["metric", "value"], metric_rows),

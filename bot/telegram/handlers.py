@@ -22,6 +22,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.telegram.access import RateLimit, allowed
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, feedback_keyboard
 from bot.telegram.format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
+from bot.words import plural
 from retrieval.answering.answer import Answer, Turn
 from retrieval.errors import QabotError, ServiceUnavailableError
 from retrieval.settings import TelegramSettings
@@ -42,10 +43,7 @@ REFUSAL = "Sorry, this bot only answers its owner's allowlisted users and chats 
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 NOT_TEXT = "Please send your question as text; I can't read stickers, pictures, voice or files."
 TOO_LONG = "Your question is {length:,} characters long; please ask it in at most {limit:,} characters."
-RATE_LIMITED = (
-    "You're asking faster than I can answer (at most {limit} questions a minute). "
-    "Please try again in {seconds} seconds."
-)
+RATE_LIMITED = "You're asking faster than I can answer (at most {limit} a minute). Please try again in {seconds}."
 EMPTY_ASK = "Write your question after /ask, for example: /ask Who declared the talks dead?"
 UNKNOWN_COMMAND = "I don't know that command. /help lists what I can do."
 FORGOTTEN = "OK, I've forgotten our conversation; the next question starts afresh."
@@ -54,8 +52,8 @@ CANNOT_RATE = "Sorry, I no longer remember that answer, so it can't be rated."
 UNKNOWN_BUTTON = "Sorry, this button doesn't do anything (any more)."
 NOT_ADMIN = "Sorry, only the bot's admins can add articles; you can ask me about the ones I have."
 EMPTY_ADD = "Write the article's address after /add, for example: /add https://example.org/news/story"
-ADDED = "Added “{title}” ({passages} passages)."
-ALREADY_ADDED = "I already have “{title}” ({passages} passages), unchanged."
+ADDED = "Added “{title}” ({passages})."
+ALREADY_ADDED = "I already have “{title}” ({passages}), unchanged."
 NOT_ADDED = "Sorry, I could not add {url}: {reason}."
 # A message that is one web address and nothing else: an admin adding an article.
 _LINK = re.compile(r"https?://\S+", re.IGNORECASE)
@@ -241,7 +239,8 @@ class TelegramFrontEnd:
             reply = NOT_ADDED.format(url=url, reason=report.failed[0].reason)
         else:
             article = report.articles[0]
-            reply = (ALREADY_ADDED if report.unchanged else ADDED).format(**article)
+            template = ALREADY_ADDED if report.unchanged else ADDED
+            reply = template.format(title=article["title"], passages=plural(article["passages"], "passage"))
         await message.reply_html(plain(reply))
 
     async def _too_fast(self, update: Update) -> bool:
@@ -252,7 +251,9 @@ class TelegramFrontEnd:
         if not wait:
             return False
         if self.rate_limit.notice_due(user_id, wait):
-            refusal = RATE_LIMITED.format(limit=self.rate_limit.per_minute, seconds=max(1, round(wait)))
+            refusal = RATE_LIMITED.format(
+                limit=plural(self.rate_limit.per_minute, "question"), seconds=plural(max(1, round(wait)), "second")
+            )
             await message.reply_html(plain(refusal))
         else:
             logger.debug("Ignored a question from user %s: asking too fast", user_id)
