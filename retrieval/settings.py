@@ -168,6 +168,7 @@ class TelegramSettings(_Section):
 class FeedSettings(_Section):
     urls: TextList = Field(default_factory=list)
     refresh_minutes: float = Field(default=30.0, ge=0, le=10_080)
+    max_entries: int = Field(default=50, ge=1, le=10_000)
 
     @field_validator("urls")
     @classmethod

@@ -3,17 +3,17 @@
 The feeds are the config's `feeds.urls` plus those added with `qabot feeds add`, kept in
 `<data.dir>/feeds.json` together with each feed's ETag and Last-Modified and the entries already
 indexed, so that a refresh asks an unchanged feed one small question and fetches only new or
-changed entries. Failures are collected with their reasons; they never stop the rest.
+changed entries, of its newest `feeds.max_entries` at most. Failures are collected with their
+reasons; they never stop the rest. Entries that failed are tried again after a pause that grows
+(see `feed_state.py`), and are reported as one warning per feed, not one per entry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import threading
 import time
-import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,11 +22,12 @@ from typing import Any
 
 from haystack import Document
 
-from retrieval.errors import IndexMissingError, InputError
+from retrieval.errors import IndexMissingError
 from retrieval.ingest.articles import SkippedFile
+from retrieval.ingest.feed_state import FeedList, entry_of, failure_record, is_due, now
 from retrieval.ingest.fetch import FetchError, FetchLimits, SafeFetcher
 from retrieval.ingest.indexing import Expired, IndexReport, NothingToIndexError, Progress, no_progress
-from retrieval.ingest.web import FeedEntry, article_from_page, feed_entries, is_url
+from retrieval.ingest.web import FeedEntry, article_from_page, feed_entries, is_url, newest_first
 from retrieval.settings import Settings
 
 # Pages fetched at once: a web server's latency, not the CPU, is what a refresh waits for.
@@ -42,7 +43,8 @@ class WebReport:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
-    failed: list[SkippedFile] = field(default_factory=list)
+    failed: list[SkippedFile] = field(default_factory=list)  # a feed's failed entries: one summary
+    entries_failed: list[SkippedFile] = field(default_factory=list)  # each failed feed entry
     dropped: int = 0
     feeds: int = 0
     feeds_unchanged: int = 0
@@ -51,7 +53,11 @@ class WebReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "failed": [f.__dict__ for f in self.failed]}
+        return {
+            **self.__dict__,
+            "failed": [f.__dict__ for f in self.failed],
+            "entries_failed": [f.__dict__ for f in self.entries_failed],
+        }
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
@@ -62,74 +68,6 @@ def fetch_limits(settings: Settings) -> FetchLimits:
         max_redirects=fetch.max_redirects,
         allow_private_hosts=fetch.allow_private_hosts,
     )
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-class FeedList:
-    """The feeds to refresh and what is known of them, in `<data.dir>/feeds.json`."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.data.dir / "feeds.json"
-        self.configured = list(settings.feeds.urls)
-        self._lock = threading.Lock()
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            state = {}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {self.path} ({exc}): fix or delete it", exit_code=2) from exc
-        state.setdefault("added", [])
-        state.setdefault("validators", {})
-        state.setdefault("entries", {})
-        return state
-
-    def urls(self) -> list[str]:
-        """The config's feeds, then the added ones."""
-        return list(dict.fromkeys([*self.configured, *self._read()["added"]]))
-
-    def add(self, url: str) -> bool:
-        """Add a feed; False when it is already listed."""
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"not a feed URL: {url} (give an http:// or https:// address)", exit_code=2)
-        with self._lock:
-            state = self._read()
-            if url in self.configured or url in state["added"]:
-                return False
-            state["added"].append(url)
-            _atomic_write_json(self.path, state)
-            return True
-
-    def remove(self, url: str) -> None:
-        with self._lock:
-            state = self._read()
-            if url not in state["added"]:
-                where = (
-                    "it is listed in the config file's [feeds] urls: remove it there"
-                    if url in self.configured
-                    else ("it is not listed: `qabot feeds list` shows the feeds")
-                )
-                raise InputError(f"cannot remove {url}: {where}", exit_code=2)
-            state["added"].remove(url)
-            state["validators"].pop(url, None)
-            _atomic_write_json(self.path, state)
-
-    def update(self, change: Callable[[dict[str, Any]], None]) -> None:
-        with self._lock:
-            state = self._read()
-            change(state)
-            _atomic_write_json(self.path, state)
-
-    def state(self) -> dict[str, Any]:
-        with self._lock:
-            return self._read()
 
 
 class WebIndexer:
@@ -181,16 +119,17 @@ class WebIndexer:
         report: WebReport,
         progress: Progress,
         expired: Expired | None = None,
-    ) -> None:
-        report.failed.extend(f for f in fetched if isinstance(f, SkippedFile))
+    ) -> dict[str, str]:
+        """Write the fetched articles; the reason each one that failed (fetching or indexing) failed, by URL."""
+        failed = {f.path: f.reason for f in fetched if isinstance(f, SkippedFile)}
         articles = [f for f in fetched if isinstance(f, Document)]
         if not articles and (expired is None or not self._indexed_sources()):
-            return
+            return failed
         try:
             written = self.write(articles, progress, expired)
         except NothingToIndexError as nothing:  # every page fetched had no sentence: failures like the others
-            report.failed.extend(SkippedFile(s.path, s.reason) for s in nothing.skipped)
-            return
+            return failed | {s.path: s.reason for s in nothing.skipped}
+        failed |= {s.path: s.reason for s in written.skipped}
         report.changed += written.files_changed
         report.new += written.files_indexed - written.files_changed
         report.unchanged += written.files_unchanged
@@ -199,6 +138,8 @@ class WebIndexer:
         sources = self._indexed_sources()
         for article in articles:
             source = article.meta["source"]
+            if source in failed:
+                continue
             known = sources.get(source, {})
             report.articles.append(
                 {
@@ -208,13 +149,15 @@ class WebIndexer:
                     "passages": known.get("passages", 0),
                 }
             )
+        return failed
 
     def index_urls(self, urls: list[str], progress: Progress = no_progress) -> WebReport:
         """Fetch and index these article URLs; a changed article replaces its passages."""
         started = time.perf_counter()
         report = WebReport()
         with self._running:
-            self._index(self._fetch_all([(u, None) for u in urls], progress), report, progress)
+            failed = self._index(self._fetch_all([(u, None) for u in urls], progress), report, progress)
+            report.failed.extend(SkippedFile(path, reason) for path, reason in failed.items())
         report.seconds = time.perf_counter() - started
         return report
 
@@ -231,58 +174,137 @@ class WebIndexer:
         return expired
 
     def refresh(self, progress: Progress = no_progress) -> WebReport:
-        """Read every feed (conditional GET), fetch the entries not yet indexed, index them, drop expired articles."""
+        """Read every feed (conditional GET), fetch its newest entries not yet indexed and the failed
+        entries whose pause is over, index them, drop expired articles."""
         started = time.perf_counter()
         report = WebReport()
         with self._running:
             state = self.feeds.state()
-            indexed = self._indexed_sources()
-            days = self.settings.index.max_age_days
-            cutoff = (dt.date.today() - dt.timedelta(days=days)).isoformat() if days else ""
-            targets: dict[str, FeedEntry] = {}
-            feed_of: dict[str, str] = {}
-            validators: dict[str, dict[str, str]] = {}
-            for feed_url in self.feeds.urls():
-                report.feeds += 1
-                known = state["validators"].get(feed_url, {})
-                try:
-                    page = self.fetcher.fetch(feed_url, known.get("etag", ""), known.get("last_modified", ""))
-                    entries = [] if page.not_modified else feed_entries(page)
-                except FetchError as exc:
-                    report.failed.append(SkippedFile(feed_url, str(exc)))
-                    continue
-                if page.not_modified:
-                    report.feeds_unchanged += 1
-                    continue
-                validators[feed_url] = {"etag": page.etag, "last_modified": page.last_modified}
-                for entry in entries:
-                    seen = state["entries"].get(entry.link)
-                    if seen and seen.get("stamp") == entry.stamp and seen.get("source") in indexed:
-                        continue
-                    if cutoff and entry.published and entry.published < cutoff:
-                        continue
-                    targets.setdefault(entry.link, entry)
-                    feed_of.setdefault(entry.link, feed_url)
-            fetched = self._fetch_all([(link, entry) for link, entry in targets.items()], progress)
-            self._index(fetched, report, progress, self._expired())
-            # A feed with an entry that failed is read in full again next time, so the entry is retried.
-            for link, result in zip(targets, fetched, strict=True):
-                if isinstance(result, SkippedFile):
-                    validators.pop(feed_of[link], None)
-            entries = {
-                link: {"source": result.meta["source"], "stamp": entry.stamp}
-                for (link, entry), result in zip(targets.items(), fetched, strict=True)
-                if isinstance(result, Document)
-            }
-
-            def remember(saved: dict[str, Any]) -> None:
-                saved["validators"].update(validators)
-                saved["entries"].update(entries)
-
-            if validators or entries:
-                self.feeds.update(remember)
+            plan = _RefreshPlan(self.feeds.urls(), self.settings.feeds.max_entries)
+            self._read_feeds(state, plan, report)
+            plan.add_retries(state["failed"], now())
+            targets = list(plan.targets.items())
+            fetched = self._fetch_all(targets, progress)
+            failed = self._index(fetched, report, progress, self._expired())
+            self._remember(state, plan, targets, fetched, failed, report)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _read_feeds(self, state: dict[str, Any], plan: _RefreshPlan, report: WebReport) -> None:
+        """Fetch each feed (conditional GET) and plan its newest entries that are new, changed or due."""
+        indexed = self._indexed_sources()
+        days = self.settings.index.max_age_days
+        cutoff = (dt.date.today() - dt.timedelta(days=days)).isoformat() if days else ""
+        when = now()
+        for feed_url in plan.feeds:
+            report.feeds += 1
+            known = state["validators"].get(feed_url, {})
+            try:
+                page = self.fetcher.fetch(feed_url, known.get("etag", ""), known.get("last_modified", ""))
+                entries = [] if page.not_modified else newest_first(feed_entries(page), plan.most)
+            except FetchError as exc:
+                report.failed.append(SkippedFile(feed_url, str(exc)))
+                continue
+            if page.not_modified:
+                report.feeds_unchanged += 1
+                continue
+            plan.validators[feed_url] = {"etag": page.etag, "last_modified": page.last_modified}
+            plan.listed[feed_url] = {entry.link for entry in entries}
+            for entry in entries:
+                seen = state["entries"].get(entry.link)
+                if seen and seen.get("stamp") == entry.stamp and seen.get("source") in indexed:
+                    continue
+                if cutoff and entry.published and entry.published < cutoff:
+                    continue
+                record = state["failed"].get(entry.link)
+                if record and record.get("stamp") == entry.stamp and not is_due(record, when):
+                    continue  # failed before and still pausing
+                plan.add(feed_url, entry)
+
+    def _remember(
+        self,
+        state: dict[str, Any],
+        plan: _RefreshPlan,
+        targets: list[tuple[str, FeedEntry]],
+        fetched: list[Document | SkippedFile],
+        failed: dict[str, str],
+        report: WebReport,
+    ) -> None:
+        """Save the feeds' validators, the entries indexed and those that failed; one warning per feed."""
+        when = now()
+        entries: dict[str, dict[str, str]] = {}
+        failures: dict[str, dict[str, Any]] = {}
+        for (link, entry), result in zip(targets, fetched, strict=True):
+            source = result.path if isinstance(result, SkippedFile) else result.meta["source"]
+            reason = failed.get(source)
+            if reason is None:
+                entries[link] = {"source": source, "stamp": entry.stamp}
+                continue
+            feed = plan.feed_of[link]
+            failures[link] = failure_record(state["failed"].get(link), feed, entry, reason, when)
+            report.entries_failed.append(SkippedFile(link, reason))
+        report.failed.extend(_summaries(report.entries_failed, plan.feed_of))
+
+        def remember(saved: dict[str, Any]) -> None:
+            saved["validators"].update(plan.validators)
+            saved["entries"].update(entries)
+            kept = {
+                link: record
+                for link, record in saved["failed"].items()
+                if record.get("feed") in plan.feeds
+                and link not in entries
+                and link in plan.listed.get(record.get("feed"), {link})  # gone from its feed: forgotten
+            }
+            saved["failed"] = kept | failures
+
+        if plan.validators or entries or failures or state["failed"]:
+            self.feeds.update(remember)
+
+
+@dataclass
+class _RefreshPlan:
+    """The entries one refresh fetches, at most `most` a feed, and what it learnt of the feeds."""
+
+    feeds: list[str]
+    most: int
+    targets: dict[str, FeedEntry] = field(default_factory=dict)
+    feed_of: dict[str, str] = field(default_factory=dict)
+    validators: dict[str, dict[str, str]] = field(default_factory=dict)
+    listed: dict[str, set[str]] = field(default_factory=dict)  # each feed read in full: its newest links
+    per_feed: Counter[str] = field(default_factory=Counter)
+
+    def add(self, feed: str, entry: FeedEntry) -> None:
+        if entry.link in self.targets or self.per_feed[feed] >= self.most:
+            return
+        self.targets[entry.link] = entry
+        self.feed_of[entry.link] = feed
+        self.per_feed[feed] += 1
+
+    def add_retries(self, failed: dict[str, dict[str, Any]], when: dt.datetime) -> None:
+        """The failed entries whose pause is over, of feeds still listed, not read again in full."""
+        for link, record in failed.items():
+            feed = record.get("feed")
+            if feed in self.feeds and feed not in self.listed and is_due(record, when):
+                self.add(feed, entry_of(link, record))
+
+
+def _summaries(failures: list[SkippedFile], feed_of: dict[str, str]) -> list[SkippedFile]:
+    """One failure a feed, for its entries that failed: how many, and the first one's reason."""
+    by_feed: dict[str, list[SkippedFile]] = {}
+    for failure in failures:
+        by_feed.setdefault(feed_of[failure.path], []).append(failure)
+    summaries = []
+    for feed, failed in by_feed.items():
+        first = failed[0]
+        count = "1 entry" if len(failed) == 1 else f"{len(failed)} entries"
+        summaries.append(
+            SkippedFile(
+                feed,
+                f"{count} could not be fetched or indexed (first: {first.path}: {first.reason}); "
+                "each is tried again after a pause that grows up to a day",
+            )
+        )
+    return summaries
 
 
 def split_targets(targets: list[str]) -> tuple[list[Path], list[str]]:

@@ -28,6 +28,7 @@ class FeedEntry:
     title: str = ""
     published: str = ""
     stamp: str = ""
+    moment: str = ""  # when it was published (else updated), as YYYY-MM-DDTHH:MM:SS (UTC), for ordering
 
 
 def is_url(text: str) -> bool:
@@ -72,9 +73,15 @@ def article_from_page(fetched: Fetched, fallback_title: str = "", fallback_date:
     return document
 
 
-def _entry_date(entry: feedparser.FeedParserDict) -> str:
+def _entry_time(entry: feedparser.FeedParserDict, layout: str) -> str:
+    """When the entry was published (else updated), in `layout`; "" when it says neither."""
     parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
-    return time.strftime("%Y-%m-%d", parsed) if parsed else ""
+    return time.strftime(layout, parsed) if parsed else ""
+
+
+def newest_first(entries: list[FeedEntry], most: int) -> list[FeedEntry]:
+    """The `most` newest entries, newest first; undated entries after the dated ones, in the feed's order."""
+    return sorted(entries, key=lambda entry: entry.moment, reverse=True)[:most]
 
 
 def feed_entries(fetched: Fetched) -> list[FeedEntry]:
@@ -87,7 +94,15 @@ def feed_entries(fetched: Fetched) -> list[FeedEntry]:
             continue
         # dict.get: feedparser's own get() maps a missing "updated" to "published", with a warning.
         stamp = dict.get(entry, "updated") or dict.get(entry, "published") or ""
-        entries.append(FeedEntry(urljoin(fetched.url, link), entry.get("title", ""), _entry_date(entry), stamp))
+        entries.append(
+            FeedEntry(
+                urljoin(fetched.url, link),
+                entry.get("title", ""),
+                _entry_time(entry, "%Y-%m-%d"),
+                stamp,
+                _entry_time(entry, "%Y-%m-%dT%H:%M:%S"),
+            )
+        )
     if not entries and (parsed.bozo or not parsed.version):
         error = str(getattr(parsed, "bozo_exception", "") or "no feed found").splitlines()[0]
         raise FetchError(f"not a valid RSS or Atom feed ({error})")
