@@ -441,3 +441,46 @@ def test_the_engine_reports_a_damaged_index_on_plain_indexing(copy_of_seed_index
     _flip(current_generation(copy_of_seed_index) / "bm25" / "data.csc.index.npy")  # type: ignore[operator]
     with pytest.raises(IndexDamagedError, match="qabot index --rebuild"):
         QAEngine(make_settings(copy_of_seed_index)).index_paths([SEED_ARTICLE])
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage that is no ONNX graph", None])
+def test_a_damaged_onnx_cache_is_made_again_once_with_a_note(seed_index_dir, tmp_path, damage):
+    """A cut-short or garbage export in models.onnx_dir: the next command deletes it, exports again and answers."""
+    onnx_dir = tmp_path / "onnx"
+    env = {"QABOT_DATA_DIR": str(tmp_path / "data"), "QABOT_MODELS_ONNX_DIR": str(onnx_dir)}
+    question = ("ask", "Who declared the talks dead?", "--index", str(seed_index_dir))
+    assert run_qabot(*question, env=env).returncode == 0
+    exports = sorted(onnx_dir.rglob("*.onnx"))
+    assert exports
+    for export in exports:
+        data = export.read_bytes()
+        export.write_bytes(data[: len(data) // 3] if damage is None else damage)
+    again = run_qabot(*question, env=env)
+    assert again.returncode == 0 and "Trump" in again.stdout and "Traceback" not in again.stderr
+    assert all(export.stat().st_size > 1_000_000 for export in exports)  # made again, whole
+
+
+def test_a_damaged_onnx_export_is_noted_once_and_one_that_cannot_be_made_names_its_folder(
+    tmp_path, caplog, monkeypatch
+):
+    from retrieval.errors import QabotError
+    from retrieval.models import onnx
+    from retrieval.models.resolve import DEFAULT_READER_MODEL, resolve_model
+
+    model = resolve_model(DEFAULT_READER_MODEL).path
+    session = onnx.load_onnx(model, tmp_path, quantize=False, task="question-answering")
+    assert session is not None
+    (export,) = tmp_path.rglob("model.onnx")
+    export.write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="retrieval.models.onnx"):
+        assert onnx.load_onnx(model, tmp_path, quantize=False, task="question-answering") is not None
+    notes = [r.getMessage() for r in caplog.records if "making it again" in r.getMessage()]
+    assert len(notes) == 1 and str(export) in notes[0]
+
+    def broken_export(*args, **kwargs):
+        export.write_bytes(b"garbage")
+        return export
+
+    monkeypatch.setattr(onnx, "onnx_model", broken_export)
+    with pytest.raises(QabotError, match="remove that folder"):
+        onnx.load_onnx(model, tmp_path, quantize=False, task="question-answering")

@@ -20,7 +20,7 @@ import numpy as np
 from haystack import Document, component
 from haystack.dataclasses import ExtractedAnswer
 
-from retrieval.models.onnx import onnx_model, onnx_session
+from retrieval.models.onnx import load_onnx
 
 
 @component
@@ -63,8 +63,9 @@ class OnnxExtractiveReader:
             tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
             tokenizer.no_padding()
             tokenizer.enable_truncation(self.max_seq_length, stride=self.stride, strategy="only_second")
-            path = onnx_model(self.model_path, self.cache_dir, self.quantize, task="question-answering")
-            self._session = onnx_session(path, self.threads)
+            self._session = load_onnx(
+                self.model_path, self.cache_dir, self.quantize, task="question-answering", threads=self.threads
+            )
             self._tokenizer = tokenizer
 
     def _encode(self, query: str, documents: list[Document]) -> tuple[list[Any], list[int]]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from haystack import Document, component
 
-from retrieval.models.onnx import onnx_model, onnx_session
+from retrieval.models.onnx import load_onnx
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,6 @@ class OnnxEmbedder:
                 return
             from tokenizers import Tokenizer
 
-            path = onnx_model(self.model_path, self.cache_dir, self.quantize)
             self._pooling, self._normalize, max_length = self._settings()
             tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
             tokenizer.enable_truncation(max_length=max_length)
@@ -72,7 +71,7 @@ class OnnxEmbedder:
             long_tokenizer.enable_truncation(max_length=int(config.get("max_position_embeddings", max_length)))
             long_tokenizer.enable_padding()
             self._long_tokenizer = long_tokenizer
-            self._session = onnx_session(path, self.threads)
+            self._session = load_onnx(self.model_path, self.cache_dir, self.quantize, threads=self.threads)
 
     @property
     def tokenizer(self) -> Any:

@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 from filelock import FileLock
 
+from retrieval.errors import QabotError
+
+logger = logging.getLogger(__name__)
+
 Task = Literal["feature-extraction", "question-answering"]
 
 # What each exported graph takes and gives. The reader takes no token type ids, as Haystack's
@@ -114,6 +118,34 @@ def export_onnx(model_path: Path, cache_dir: Path, task: Task = "feature-extract
             )
         os.replace(temporary, target)
     return target
+
+
+def load_onnx(
+    model_path: Path, cache_dir: Path, quantize: bool, task: Task = "feature-extraction", threads: int = 0
+) -> Any:
+    """A session on the model's ONNX export, made on first use. A cached export that does not load
+    (cut short, damaged) is deleted and made again, once, with a one-line note; if that fails too,
+    the error says which folder to remove."""
+    path = onnx_model(model_path, cache_dir, quantize, task)
+    try:
+        return onnx_session(path, threads)
+    except Exception as damaged:  # ONNX Runtime raises its own classes (InvalidProtobuf, Fail, ...)
+        logger.warning("The ONNX export %s does not load (%s): making it again", path, _first_line(damaged))
+    folder = path.parent
+    with FileLock(str(folder / ".lock")):
+        for stale in (folder / "model.onnx", path):
+            stale.unlink(missing_ok=True)
+    try:
+        return onnx_session(onnx_model(model_path, cache_dir, quantize, task), threads)
+    except Exception as again:
+        raise QabotError(
+            f"the ONNX export of {model_path.name} in {folder} does not load ({_first_line(again)}): "
+            "remove that folder and try again"
+        ) from again
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
 def onnx_session(path: Path, threads: int = 0) -> Any:
