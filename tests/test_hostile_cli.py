@@ -444,7 +444,7 @@ def test_the_engine_reports_a_damaged_index_on_plain_indexing(copy_of_seed_index
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage that is no ONNX graph", None])
-def test_a_damaged_onnx_cache_is_made_again_once_with_a_note(seed_index_dir, tmp_path, damage):
+def test_a_damaged_onnx_cache_is_made_again_and_the_question_answered(seed_index_dir, tmp_path, damage):
     """A cut-short or garbage export in models.onnx_dir: the next command deletes it, exports again and answers."""
     onnx_dir = tmp_path / "onnx"
     env = {"QABOT_DATA_DIR": str(tmp_path / "data"), "QABOT_MODELS_ONNX_DIR": str(onnx_dir)}
