@@ -1,4 +1,4 @@
-"""The interactive chat: questions in, answers out, with follow-ups, /sources and /help.
+"""The interactive chat: questions in, answers out, with follow-ups, /sources, /more and /help.
 
 Works at a terminal and with piped input alike (then it reads one question a line).
 """
@@ -11,7 +11,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from bot.formatting import render_answer, render_sources, render_web_report
+from bot.formatting import render_answer, render_more, render_sources, render_web_report
 from retrieval.answering.answer import Turn
 from retrieval.engine import QAEngine
 from retrieval.errors import QabotError
@@ -21,6 +21,7 @@ HELP = """Ask a question about the indexed articles, e.g. "Who declared the talk
 Follow-up questions ("When did he do that?") continue the conversation.
 Commands:
   /sources  the passages behind the last answer
+  /more     the other answers found for the last question
   /new      forget the conversation so far
   /refresh  read the feeds and index their new articles
   /help     this help
@@ -56,6 +57,9 @@ def run_chat(engine: QAEngine, console: Console, stdin: TextIO = sys.stdin) -> i
             continue
         if command == "/sources":
             console.print(render_sources(history[-1].answer if history else None))
+            continue
+        if command == "/more":
+            console.print(render_more(history[-1].answer if history else None))
             continue
         if command in {"/new", "/reset"}:
             history.clear()

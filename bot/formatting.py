@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bot.words import plural
+from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, plural
 from retrieval.answering.answer import Answer, Passage
 from retrieval.ingest.feeds import WebReport
 
@@ -28,21 +28,45 @@ def highlighted_evidence(answer: Answer) -> Text:
 
 
 def render_answer(answer: Answer) -> RenderableType:
-    """The answer as the CLI shows it."""
+    """The answer as the CLI shows it: a sure answer as the answer; an unsure one as what the closest
+    passage says, its span highlighted; else "I don't know"."""
     if not answer.known:
         return Text(DONT_KNOW, style="bold")
     rows = Table.grid(padding=(0, 1))
     rows.add_column(style="dim", justify="right")
     rows.add_column()
-    headline = Text(answer.text, style="bold green" if answer.kind == "extractive" else "bold")
-    rows.add_row("Answer", headline)
-    rows.add_row("Confidence", f"{answer.score:.2f} ({KIND_LABELS[answer.kind]})")
+    sure = answer.confidence == "sure"
+    if sure:
+        rows.add_row("Answer", Text(answer.text, style="bold green" if answer.kind == "extractive" else "bold"))
+    else:
+        rows.add_row("", Text(UNSURE_LEAD, style="bold"))
+        rows.add_row("Passage", highlighted_evidence(answer))
+        if answer.kind == "extractive":
+            rows.add_row("Closest", Text(answer.text))
+    confidence = f"{answer.score:.2f}, {BAND_WORDS[answer.confidence]} ({KIND_LABELS[answer.kind]})"
+    rows.add_row("Confidence", confidence)
     rows.add_row("Article", escape(answer.title) or "-")
     for line in dated_link(answer.published, answer.url):
         rows.add_row("", Text(line, style="dim"))
-    if answer.kind == "extractive":
+    if sure and answer.kind == "extractive":
         rows.add_row("Evidence", highlighted_evidence(answer))
     return rows
+
+
+def render_more(answer: Answer | None) -> RenderableType:
+    """The other answers found for the last question (/more)."""
+    if answer is None:
+        return Text(NO_QUESTION_FOR_MORE)
+    if not answer.alternatives:
+        return Text(no_other_answers(answer.question))
+    rows = Table.grid(padding=(0, 1))
+    rows.add_column(style="dim", justify="right")
+    rows.add_column()
+    for number, other in enumerate(answer.alternatives, 1):
+        rows.add_row(f"{number}.", Text(f"{other.text} ({other.score:.2f})", style="bold"))
+        rows.add_row("", Text(other.evidence))
+        rows.add_row("", Text(" · ".join(part for part in (other.title, other.published) if part), style="dim"))
+    return Group(Text(f"Other answers to “{answer.question}”:", style="bold"), rows)
 
 
 def render_sources(answer: Answer | None) -> RenderableType:

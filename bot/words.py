@@ -1,4 +1,4 @@
-"""Counts in words for everything qabot prints: "1 passage", "2 passages", "0 passages"."""
+"""Words every front end shares: counts ("1 passage", "2 passages") and how sure an answer is."""
 
 from __future__ import annotations
 
@@ -6,3 +6,13 @@ from __future__ import annotations
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """`count` and `noun`, in the plural unless `count` is 1: plural(1, "new passage") is "1 new passage"."""
     return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
+# The confidence bands of an answer (Answer.confidence), as every front end names them.
+BAND_WORDS = {"sure": "sure", "unsure": "not sure", "none": "not found"}
+UNSURE_LEAD = "Not sure. The closest passage says:"
+NO_QUESTION_FOR_MORE = "Ask a question first; then /more shows the other answers I found."
+
+
+def no_other_answers(question: str) -> str:
+    return f"I found no other answer to “{question}”."

@@ -60,7 +60,7 @@ class ScriptedEngine(WatchedEngine):
             self.slow_started.set()
             self.slow_release.wait(60)
         answer = super().ask(question, history)
-        return dataclasses.replace(answer, text=LONG_TEXT) if question == LONG else answer
+        return dataclasses.replace(answer, text=LONG_TEXT, confidence="sure") if question == LONG else answer
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_seed_question_is_answered_with_donald_trump(bot):
     assert "<b>" in reply.text and "Donald Trump" in reply.visible_text
     assert "Mike Pompeo hails important breakthrough" in reply.visible_text  # the article title
     assert "Confidence" in reply.visible_text
-    assert "No exact answer" in reply.visible_text  # a sentence answer says so
+    assert "Not sure" in reply.visible_text  # a sentence answer is never sure of the exact words
     assert "models pull" not in reply.visible_text  # the missing reader is the operator's note, not the user's
     assert [button["text"] for button in reply.buttons] == ["👍", "👎"]
     typing = [call for call in api.calls("sendChatAction", chat) if call.params["action"] == "typing"]
@@ -152,6 +152,19 @@ def test_sources_lists_the_passages_behind_the_last_answer(bot):
     assert "Sources for “Who declared the talks dead?”" in sources.visible_text
     assert "1. Mike Pompeo hails important breakthrough" in sources.visible_text
     assert "President Donald Trump declared the talks" in sources.visible_text
+
+
+def test_more_shows_the_other_answers_to_the_last_question_and_says_when_there_was_none(bot):
+    api, _, _ = bot
+    chat = new_chat()
+    [none_yet] = ask(api, chat, "/more")
+    assert "Ask a question first" in none_yet.visible_text
+    [answer] = ask(api, chat, "Who declared the talks dead?")
+    assert "Not sure" in answer.visible_text and "not sure" in answer.visible_text  # a sentence answer's band
+    [more] = ask(api, chat, "/more")
+    assert "Other answers to “Who declared the talks dead?”" in more.visible_text
+    assert "Mike Pompeo hails important breakthrough" in more.visible_text
+    assert "1. " in more.visible_text and "President Donald Trump" not in more.visible_text.split("\n")[1]
 
 
 def test_sticker_gets_asked_for_text(bot):

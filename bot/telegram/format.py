@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers
 from retrieval.answering.answer import Answer, Passage
 
 # Telegram refuses messages longer than this: UTF-16 code units of the text after HTML parsing.
@@ -184,14 +185,19 @@ def answer_blocks(answer: Answer) -> list[Block]:
         ]
     else:
         blocks = []
-        if answer.kind == "sentence":
-            blocks.append(_text("No exact answer; this sentence from the articles looks most relevant:", "i"))
-        blocks.append(_text(answer.text, "b"))
         title = _title_span(answer.title, answer.url or answer.source)
-        blocks.append(Block((Span(f"Confidence {answer.score:.0%} · "), title, *_date_spans(answer.published))))
-        if answer.evidence and answer.evidence.strip() != answer.text.strip():
-            spans = _highlighted(answer.evidence, answer.answer_start, answer.answer_end)
-            blocks.append(Block(spans, "blockquote"))
+        confidence = Span(f"Confidence {answer.score:.0%}, {BAND_WORDS[answer.confidence]} · ")
+        evidence = _highlighted(answer.evidence, answer.answer_start, answer.answer_end)
+        if answer.confidence != "sure":  # the closest passage's sentence, the span in it highlighted
+            blocks.append(_text(UNSURE_LEAD, "i"))
+            blocks.append(Block(evidence, "blockquote"))
+        else:
+            if answer.kind == "sentence":
+                blocks.append(_text("No exact answer; this sentence from the articles looks most relevant:", "i"))
+            blocks.append(_text(answer.text, "b"))
+        blocks.append(Block((confidence, title, *_date_spans(answer.published))))
+        if answer.confidence == "sure" and answer.evidence and answer.evidence.strip() != answer.text.strip():
+            blocks.append(Block(evidence, "blockquote"))
     blocks.extend(_text(f"ℹ️ {notice}", "i") for notice in answer.notices)
     return blocks
 
@@ -229,6 +235,21 @@ def format_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[st
     return to_chunks(blocks, limit)
 
 
+def format_more(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """The other answers found for the last question, for /more."""
+    if answer is None:
+        return to_chunks([_text(NO_QUESTION_FOR_MORE)])
+    if not answer.alternatives:
+        return to_chunks([_text(no_other_answers(answer.question))])
+    blocks = [Block((Span("Other answers to “"), Span(answer.question, "i"), Span("”:")))]
+    for number, other in enumerate(answer.alternatives, start=1):
+        title = _title_span(other.title, other.url or other.source)
+        blocks.append(Block((Span(f"{number}. "), Span(other.text, "b"), Span(f" ({other.score:.0%}) · "), title)))
+        start = other.evidence.find(other.text)
+        blocks.append(Block(_highlighted(other.evidence, start, start + len(other.text)), "blockquote"))
+    return to_chunks(blocks, limit)
+
+
 def format_welcome(examples: Sequence[str]) -> str:
     """The /start greeting with example questions about the indexed articles."""
     blocks = [_text("👋 Hi! I answer questions about the news articles I have read.")]
@@ -247,6 +268,7 @@ HELP_TEXT = "\n".join(
         "",
         "/ask <i>question</i> – ask a question (in groups: also mention me or reply to me)",
         "/sources – the passages behind my last answer",
+        "/more – the other answers I found for the last question",
         "/add <i>URL</i> – add a news article (admins only; sending the link works too)",
         "/reset – forget the conversation so far",
         "/help – this message",

@@ -21,7 +21,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.telegram.access import RateLimit, allowed
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, feedback_keyboard
-from bot.telegram.format import HELP_TEXT, format_answer, format_sources, format_welcome, plain
+from bot.telegram.format import HELP_TEXT, format_answer, format_more, format_sources, format_welcome, plain
 from bot.words import plural
 from retrieval.answering.answer import Answer, Turn
 from retrieval.errors import QabotError, ServiceUnavailableError
@@ -87,6 +87,7 @@ class TelegramFrontEnd:
                 CommandHandler("help", self.help, filters=new_message),
                 CommandHandler("ask", self.ask, filters=new_message),
                 CommandHandler("sources", self.sources, filters=new_message),
+                CommandHandler("more", self.more, filters=new_message),
                 CommandHandler("reset", self.reset, filters=new_message),
                 CommandHandler("add", self.add, filters=new_message),
                 MessageHandler(new_message & filters.TEXT & ~filters.COMMAND, self.text),
@@ -140,6 +141,10 @@ class TelegramFrontEnd:
         if await self._admit(update):
             chunks = format_sources(_chat_data(context).get("last_answer"))
             await _send_chunks(_message(update), chunks)
+
+    async def more(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._admit(update):
+            await _send_chunks(_message(update), format_more(_chat_data(context).get("last_answer")))
 
     async def reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await self._admit(update):

@@ -62,8 +62,12 @@ class Answer:
     notices: tuple[str, ...] = field(default=())
     published: str = ""
     url: str = ""
-    confidence: Confidence = "none"
+    confidence: Confidence = "sure"
     alternatives: tuple[Alternative, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "none":  # no answer has no band but "none"
+            object.__setattr__(self, "confidence", "none")
 
     @property
     def known(self) -> bool:
