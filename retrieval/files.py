@@ -1,17 +1,20 @@
 """Reading files that may be hostile: only regular files, never blocking, never more than asked for.
 
-Article files and index files both go through here, so that a symlink to /dev/zero, a FIFO or a
-folder named like a file is refused with a reason instead of filling memory or hanging.
+The files qabot reads go through here (articles, index files, the config file, feeds.json,
+question sets, a reader's calibration.json, secret files), so that a symlink to /dev/zero, a FIFO
+or a folder named like a file is refused at once with a one-line reason instead of filling memory
+or hanging, and no file is read past the size its reader allows.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -34,6 +37,18 @@ class FileTooBigError(FileRefusedError):
     """A regular file holding more bytes than the reader accepts."""
 
 
+class NotTextError(FileRefusedError):
+    """A regular file that is not text in the expected encoding; `line` is where the first bad byte is."""
+
+    def __init__(self, reason: str, line: int) -> None:
+        super().__init__(reason)
+        self.line = line
+
+
+class FileMissingError(FileRefusedError):
+    """Nothing at the path (or a symlink to nothing): for readers to whom a missing file means "none yet"."""
+
+
 def display_path(path: Path | str) -> str:
     """A path as text that can be printed and stored as UTF-8: bytes that are not UTF-8 become \\xNN."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
@@ -54,6 +69,8 @@ def open_regular_file(path: Path) -> BinaryIO:
         if not stat.S_ISREG(mode):
             raise FileRefusedError(f"{_kind(mode)}, not a regular file")
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError as exc:
+        raise FileMissingError(f"cannot be read ({exc.strerror or exc})") from exc
     except OSError as exc:
         raise FileRefusedError(f"cannot be read ({exc.strerror or exc})") from exc
     mode = os.fstat(descriptor).st_mode
@@ -76,6 +93,30 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise FileTooBigError(f"bigger than {max_bytes} bytes")
     return data
+
+
+def read_text_file(path: Path, max_bytes: int, encoding: str = "utf-8") -> str:
+    """The text of regular file `path` (at most `max_bytes` bytes); FileRefusedError when it is not
+    a regular file, is too big or is not text in `encoding` (FileMissingError when there is none,
+    NotTextError when it is not text)."""
+    data = read_regular_file(path, max_bytes)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise NotTextError(f"not {exc.encoding.upper()} text (byte {exc.start} cannot be decoded)", line) from exc
+
+
+def read_json_file(path: Path, max_bytes: int) -> Any:
+    """The JSON value in regular file `path`, as `read_text_file` reads it; FileRefusedError naming
+    the line and column where it is not valid JSON."""
+    text = read_text_file(path, max_bytes, "utf-8-sig")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FileRefusedError(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise FileRefusedError(f"not valid JSON ({type(exc).__name__})") from exc
 
 
 def no_space_left(error: OSError, folder: Path | None = None) -> bool:

@@ -12,12 +12,14 @@ from typing import Any
 from urllib.parse import quote
 
 from retrieval.errors import QabotError
+from retrieval.files import FileRefusedError, read_text_file
 from retrieval.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 REDACTED = "[REDACTED]"
+_MAX_SECRET_BYTES = 64 * 1024
 
 
 def read_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
@@ -40,10 +42,10 @@ def read_secret(
     secret = environ.get(variable, "").strip()
     if not secret and path is not None:
         try:
+            secret = read_text_file(path, _MAX_SECRET_BYTES).strip()
             mode = path.stat().st_mode
-            secret = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        except (OSError, FileRefusedError) as exc:
+            reason = exc.reason if isinstance(exc, FileRefusedError) else exc.strerror or type(exc).__name__
             raise QabotError(f"cannot read the {what} file {path} ({setting}): {reason}", exit_code=2) from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             logger.warning(

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from pydantic_settings.exceptions import SettingsError
 
 from retrieval.errors import ConfigError
-from retrieval.files import FileRefusedError, display_path, read_regular_file
+from retrieval.files import FileRefusedError, display_path, read_text_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "qabot.toml"
@@ -301,8 +301,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         if not path.exists():
             raise ConfigError(f"config file not found: {display_path(path)}", exit_code=2)
         try:
-            file_data = tomllib.loads(read_regular_file(path, _MAX_CONFIG_BYTES).decode("utf-8"))
-        except (FileRefusedError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            file_data = tomllib.loads(read_text_file(path, _MAX_CONFIG_BYTES))
+        except (FileRefusedError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {display_path(path)}: {exc}", exit_code=2) from exc
         _resolve_relative(file_data, path.resolve().parent)
     overrides = {section: values for section, values in overrides.items() if values}

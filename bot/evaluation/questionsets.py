@@ -21,9 +21,13 @@ from haystack import Document
 
 from bot.words import plural
 from retrieval.errors import QabotError
+from retrieval.files import FileRefusedError, NotTextError, read_text_file
 from retrieval.ingest.articles import document_for
 
 Location = int | tuple[int, int]  # a line, or a line and column (SQuAD files are often one line)
+MAX_BYTES = 128 * 1024 * 1024
+# A JSONL or CSV line (one record) may be this long; SQuAD .json files are often one line, and are not held to it.
+MAX_LINE_CHARS = 1_000_000
 
 
 class QuestionSetError(QabotError):
@@ -170,16 +174,33 @@ def load_question_set(path: Path) -> QuestionSet:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise QuestionSetError(f"cannot read question set {path}: {exc}") from exc
+        text = read_text_file(path, MAX_BYTES, "utf-8-sig")
+    except NotTextError as exc:
+        raise QuestionSetError(f"{path}:{exc.line}: {exc.reason}") from exc
+    except FileRefusedError as exc:
+        raise QuestionSetError(f"cannot read question set {path}: {exc.reason}") from exc
     readers = {".json": _read_squad, ".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".csv": _read_csv}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise QuestionSetError(f"{path}: unknown question-set format; use .json (SQuAD), .jsonl or .csv")
     builder = _QuestionSetBuilder(path)
+    if reader is not _read_squad and (long := _first_long_line(text, MAX_LINE_CHARS)):
+        raise builder.error(long, f"line longer than {MAX_LINE_CHARS:,} characters")
     reader(text, builder)
     return builder.build()
+
+
+def _first_long_line(text: str, limit: int) -> int:
+    """The number of the first line of `text` longer than `limit` characters (0: none is)."""
+    start = 0
+    for number in range(1, len(text) + 2):
+        end = text.find("\n", start)
+        if (len(text) if end < 0 else end) - start > limit:
+            return number
+        if end < 0:
+            return 0
+        start = end + 1
+    return 0
 
 
 def _read_jsonl(text: str, builder: _QuestionSetBuilder) -> None:

@@ -20,13 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import InputError
+from retrieval.files import FileMissingError, FileRefusedError, display_path, read_json_file
 from retrieval.ingest.web import FeedEntry
 from retrieval.settings import Settings
 
 FIRST_PAUSE = dt.timedelta(hours=1)
 LONGEST_PAUSE = dt.timedelta(days=1)
-# (key, the type its value must have) for each table of the state file.
-STATE_TABLES = (("added", list), ("validators", dict), ("entries", dict), ("failed", dict))
+# The tables of the state file: "added" a list of URLs, the others objects of objects, by URL.
+STATE_TABLES = ("added", "validators", "entries", "failed")
+MAX_STATE_BYTES = 64 * 1024 * 1024
+# The text fields of each object table's entries.
+TEXT_FIELDS = {
+    "validators": ("etag", "last_modified"),
+    "entries": ("source", "stamp"),
+    "failed": ("feed", "title", "published", "stamp", "retry_at", "reason"),
+}
 
 
 def now() -> dt.datetime:
@@ -46,7 +54,7 @@ def failure_record(
     """The record of `entry` of `feed` failing (again, if `previous` is its record for the same stamp)."""
     again = isinstance(previous, dict) and previous.get("stamp") == entry.stamp
     failures = int(previous.get("failures", 0)) + 1 if again and previous else 1
-    pause = min(FIRST_PAUSE * 2 ** min(failures - 1, 16), LONGEST_PAUSE)
+    pause = min(FIRST_PAUSE * 2 ** max(0, min(failures - 1, 16)), LONGEST_PAUSE)
     return {
         "feed": feed,
         "title": entry.title,
@@ -71,6 +79,30 @@ def entry_of(link: str, record: dict[str, Any]) -> FeedEntry:
     return FeedEntry(link, str(record.get("title", "")), str(record.get("published", "")), str(record.get("stamp", "")))
 
 
+def state_problem(state: Any) -> str:
+    """What is wrong with the shape of a feeds.json value ("" when nothing is)."""
+    if not isinstance(state, dict):
+        return f"expected a JSON object, found {_json_type(state)}"
+    added = state.get("added", [])
+    if not isinstance(added, list) or not all(isinstance(url, str) for url in added):
+        return "'added' must be a list of URLs"
+    for key, fields in TEXT_FIELDS.items():
+        table = state.get(key, {})
+        if not isinstance(table, dict) or not all(isinstance(value, dict) for value in table.values()):
+            return f"'{key}' must be an object of objects, by URL"
+        for value in table.values():
+            if not all(isinstance(value.get(name, ""), str) for name in fields):
+                return f"'{key}' must hold text in {', '.join(fields)}"
+            if type(value.get("failures", 0)) is not int:
+                return f"'{key}' must hold a whole number in failures"
+    return ""
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
 class FeedList:
     """The feeds to refresh and what is known of them, in `<data.dir>/feeds.json`."""
 
@@ -81,14 +113,20 @@ class FeedList:
 
     def _read(self) -> dict[str, Any]:
         try:
-            state = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            state = read_json_file(self.path, MAX_STATE_BYTES)
+        except FileMissingError:
             state = {}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {self.path} ({exc}): fix or delete it", exit_code=2) from exc
-        for key, kind in STATE_TABLES:
-            state.setdefault(key, kind())
+        except FileRefusedError as exc:
+            raise self._unreadable(exc.reason) from exc
+        problem = state_problem(state)
+        if problem:
+            raise self._unreadable(problem)
+        for key in STATE_TABLES:
+            state.setdefault(key, [] if key == "added" else {})
         return state
+
+    def _unreadable(self, reason: str) -> InputError:
+        return InputError(f"cannot read {display_path(self.path)} ({reason}): fix or delete it", exit_code=2)
 
     def urls(self) -> list[str]:
         """The config's feeds, then the added ones."""

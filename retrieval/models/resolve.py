@@ -8,7 +8,7 @@ the copy shipped in a Python package (the default embedding model); the Hugging 
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import os
 import socket
@@ -18,7 +18,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from retrieval.errors import QabotError
+from retrieval.files import FileMissingError, FileRefusedError, display_path, read_json_file
 from retrieval.settings import PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
+# A model's config.json or calibration.json is a few kilobytes.
+MAX_MODEL_JSON_BYTES = 1024 * 1024
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_READER_MODEL = "qabot-reader"
@@ -93,8 +98,8 @@ def resolve_model(name: str, cache_dir: Path | None = None) -> ResolvedModel:
 def is_question_answering_model(path: Path) -> bool:
     """Whether the transformers config in `path` names a question-answering architecture."""
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        config = read_json_file(path / "config.json", MAX_MODEL_JSON_BYTES)
+    except FileRefusedError:
         return True  # unreadable: let loading say what is wrong
     architectures = config.get("architectures") if isinstance(config, dict) else None
     if not isinstance(architectures, list) or not architectures:
@@ -105,28 +110,60 @@ def is_question_answering_model(path: Path) -> bool:
 def reader_calibration(path: Path) -> dict[str, Any]:
     """A reader's fitted values from its calibration.json, those it has: `calibration_factor`,
     `min_reader_score`, `fallback_sentence_score` and `sure_threshold` (floats), and `no_answer_model`
-    and `sure_model` (the weights of a `ReadingModel`, in its order; 0 for weights an older file lacks)."""
+    and `sure_model` (the weights of a `ReadingModel`, in its order; 0 for weights an older file lacks).
+
+    A reader without the file has none. A file that cannot be read, is not a JSON object, or holds
+    values that cannot be used is a one-line warning naming it; the values that can be used are kept.
+    """
+    file = path / "calibration.json"
     try:
-        data = json.loads((path / "calibration.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json_file(file, MAX_MODEL_JSON_BYTES)
+    except FileMissingError:
         return {}
-    if not isinstance(data, dict):
-        return {}
+    except FileRefusedError as exc:
+        data, problem = {}, exc.reason
+    else:
+        problem = "" if isinstance(data, dict) else "not a JSON object"
+        data = data if isinstance(data, dict) else {}
     found: dict[str, Any] = {
         key: float(data[key])
         for key in ("calibration_factor", "min_reader_score")
-        if isinstance(data.get(key), int | float) and 0 < data[key] < 100
+        if _number(data.get(key)) and 0 < data[key] < 100
     }
     for key in ("fallback_sentence_score", "sure_threshold"):
         value = data.get(key)
-        if isinstance(value, int | float) and 0 <= value <= 1:
+        if _number(value) and 0 <= value <= 1:
             found[key] = float(value)
     for key in ("no_answer_model", "sure_model"):
         if (model := _reading_model(data.get(key))) is not None:
             found[key] = model
+    unusable = [key for key in CALIBRATION_KEYS if key in data and key not in found]
+    if unusable and not problem:
+        problem = f"cannot use {', '.join(unusable)} (of the wrong type or out of range)"
+    if problem:
+        logger.warning(
+            "The reader's calibration file %s is broken (%s): defaults stand in for what it cannot give; "
+            "fix or delete it",
+            display_path(file),
+            problem,
+        )
     if "sure_threshold" not in found:
         found.pop("sure_model", None)
     return found
+
+
+CALIBRATION_KEYS = (
+    "calibration_factor",
+    "min_reader_score",
+    "fallback_sentence_score",
+    "sure_threshold",
+    "no_answer_model",
+    "sure_model",
+)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 READING_MODEL_WEIGHTS = ("reader", "sentence", "bias", "agreement", "margin", "coverage", "year")
