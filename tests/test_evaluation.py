@@ -278,3 +278,32 @@ def test_seed_gold_answers_are_spans_of_the_article():
     for question in load_question_set(SEEDS / "questions.jsonl").questions:
         for answer in question.answers:
             assert answer in article, (question.id, answer)
+
+
+def test_the_report_gives_each_confidence_band_its_share_and_right_rate_and_the_sure_answers_that_were_wrong():
+    from bot.evaluation.questionsets import EvalQuestion
+    from bot.evaluation.report import bands_line, markdown_report, summarize
+    from bot.evaluation.runner import QuestionResult
+    from retrieval.answering.answer import Answer
+
+    def result(number: int, gold: str, text: str, confidence: str) -> QuestionResult:
+        kind = "none" if confidence == "none" else "extractive"
+        question = EvalQuestion(id=str(number), question=f"Question {number}?", answers=(gold,) if gold else ())
+        return QuestionResult(question, Answer(question.question, text, 0.5, kind, confidence=confidence), 1.0)
+
+    results = [
+        result(1, "Paris", "Paris", "sure"),
+        result(2, "Rome", "Rome", "sure"),
+        result(3, "Oslo", "Bergen", "sure"),  # sure and wrong
+        result(4, "", "Madrid", "sure"),  # an answer to a question that has none: wrong
+        result(5, "Lima", "Lima", "unsure"),
+        result(6, "Quito", "", "none"),
+    ]
+    bands = summarize(results)["bands"]
+    assert bands["sure"]["answers"] == 4 and bands["sure"]["right"] == pytest.approx(0.5)
+    assert bands["sure_wrong"] == pytest.approx(0.5)
+    assert bands["sure"]["share_of_answerable"] == pytest.approx(3 / 5)
+    assert bands["unsure"]["right"] == 1.0 and bands["none"]["share_of_answerable"] == pytest.approx(1 / 5)
+    summary = summarize(results)
+    assert "sure answers wrong: 0.500" in bands_line(summary)
+    assert "## Confidence bands" in markdown_report(summary)

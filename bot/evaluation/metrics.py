@@ -130,6 +130,7 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
         "prediction": result.prediction,
         "kind": answer.kind,
         "score": answer.score,
+        "confidence": answer.confidence,
         "evidence": answer.evidence,
         "abstained": not answer.known,
         "exact_match": exact_match(result.prediction, question.answers),

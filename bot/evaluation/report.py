@@ -101,11 +101,32 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
         "questions_file": str(questions_file),
         **_aggregate(records),
         "answer_kinds": dict(Counter(r["kind"] for r in records)),
+        "bands": band_figures(records),
         "reliability": reliability,
         "expected_calibration_error": expected_calibration_error(reliability) if reliability else None,
         "by_type": by_type,
         "questions": records,
     }
+
+
+def band_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """For each confidence band (sure, unsure, none): its share of the questions and of the answerable
+    ones, and how often its answers were right (F1 >= 0.5 with a gold answer; an answer to a question
+    that has none is wrong); and the share of sure answers that are wrong."""
+    figures: dict[str, Any] = {}
+    answerable = [r for r in records if r["gold"]]
+    for band in ("sure", "unsure", "none"):
+        members = [r for r in records if r["confidence"] == band]
+        right = [bool(r["gold"]) and r["f1"] >= 0.5 for r in members]
+        figures[band] = {
+            "answers": len(members),
+            "share": len(members) / len(records) if records else None,
+            "share_of_answerable": (sum(r in members for r in answerable) / len(answerable) if answerable else None),
+            "right": _mean(right) if band != "none" else None,
+        }
+    sure_right = figures["sure"]["right"]
+    figures["sure_wrong"] = 1 - sure_right if sure_right is not None else None
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -147,6 +168,18 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_section()
     add("all", summary, style="bold")
     return table
+
+
+def bands_line(summary: dict[str, Any]) -> str:
+    """The confidence bands in one line: each band's share of the answerable questions and how often
+    its answers were right, and the share of sure answers that were wrong."""
+    bands = summary["bands"]
+    parts = [
+        f"{band} {format_metric(bands[band]['share_of_answerable'])} of answerable"
+        + (f" (right {format_metric(bands[band]['right'])})" if band != "none" else "")
+        for band in ("sure", "unsure", "none")
+    ]
+    return f"Bands: {'; '.join(parts)}; sure answers wrong: {format_metric(bands['sure_wrong'])}."
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -299,6 +332,26 @@ def markdown_report(summary: dict[str, Any]) -> str:
             *_table(["confidence", "answers", "mean confidence", "share right"], rows),
             "",
             f"![Reliability]({RELIABILITY_PLOT})",
+            "",
+        ]
+    if summary.get("bands"):
+        bands = summary["bands"]
+        rows = [
+            [
+                band,
+                bands[band]["answers"],
+                format_metric(bands[band]["share_of_answerable"]),
+                format_metric(bands[band]["right"]),
+            ]
+            for band in ("sure", "unsure", "none")
+        ]
+        lines += [
+            "## Confidence bands",
+            "",
+            "How each band of answers fared: its share of the answerable questions and how often its answers "
+            f"were right (F1 >= 0.5). Sure answers that were wrong: {format_metric(bands['sure_wrong'])}.",
+            "",
+            *_table(["band", "answers", "share of answerable", "share right"], rows),
             "",
         ]
     failed = [record for record in summary["questions"] if record["failure"]]
