@@ -15,6 +15,7 @@ KIND_LABELS = {
     "extractive": "answer found in the text",
     "sentence": "best-matching sentence (no extractive model loaded)",
     "none": "not found",
+    "reply": "the bot's own reply",
 }
 DONT_KNOW = "I don't know: the indexed articles do not seem to answer that."
 
@@ -30,6 +31,8 @@ def highlighted_evidence(answer: Answer) -> Text:
 def render_answer(answer: Answer) -> RenderableType:
     """The answer as the CLI shows it: a sure answer as the answer; an unsure one as what the closest
     passage says, its span highlighted; else "I don't know"."""
+    if answer.kind == "reply":
+        return Text(answer.text)
     if not answer.known:
         return Text(DONT_KNOW, style="bold")
     rows = Table.grid(padding=(0, 1))

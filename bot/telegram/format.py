@@ -173,7 +173,9 @@ def _highlighted(evidence: str, start: int, end: int) -> tuple[Span, ...]:
 
 def answer_blocks(answer: Answer) -> list[Block]:
     """The blocks of one answer: the answer in bold, confidence and title, the highlighted evidence."""
-    if not answer.known:
+    if answer.kind == "reply":
+        blocks = [_text(answer.text)]
+    elif not answer.known:
         blocks = [
             Block(
                 (

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-AnswerKind = Literal["extractive", "sentence", "none"]
+# "reply": the bot's own words, not from the articles (small talk, a question in another language);
+# `text` holds them, and every front end shows them as a plain message.
+AnswerKind = Literal["extractive", "sentence", "none", "reply"]
 # How far to trust an answer: "sure" (shown as the answer), "unsure" (shown as what the closest
 # passage says), "none" (the bot does not know).
 Confidence = Literal["sure", "unsure", "none"]
@@ -66,12 +68,13 @@ class Answer:
     alternatives: tuple[Alternative, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.kind == "none":  # no answer has no band but "none"
+        if self.kind in {"none", "reply"}:  # no answer from the articles has no band but "none"
             object.__setattr__(self, "confidence", "none")
 
     @property
     def known(self) -> bool:
-        return self.kind != "none"
+        """Whether the articles gave an answer (a reply of the bot's own is none)."""
+        return self.kind not in {"none", "reply"}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the `--json` output of `qabot ask`)."""
