@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --root-user-action=ignore
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 # What each target needs, installed once: the runtime for chat, and also the test and Milvus extras.
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
@@ -15,17 +15,17 @@ DEV_SET ?= ../shared/eval/xquad-en-dev.json
 $(BIN)/python:
 	@echo "Making $(VENV) with $(PYTHON)..."
 	@$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	@$(PIP) install --upgrade pip
+	@$(PIP_INSTALL) --upgrade pip
 
 $(RUNTIME): pyproject.toml | $(BIN)/python
 	@echo "Installing qabot into $(VENV) (a few minutes the first time)..."
-	@$(PIP) install -e .
+	@$(PIP_INSTALL) -e .
 	@touch $@
 
 # The extras include the runtime, so `make chat` after `make test` installs nothing.
 $(DEV): pyproject.toml | $(BIN)/python
 	@echo "Installing qabot with its test and Milvus extras into $(VENV) (a few minutes the first time)..."
-	@$(PIP) install -e '.[dev,milvus]'
+	@$(PIP_INSTALL) -e '.[dev,milvus]'
 	@touch $@ $(RUNTIME)
 
 setup: $(DEV)
