@@ -1,10 +1,10 @@
 """Fetching web pages that strangers may name, safely: no private addresses, bounded size, time and redirects.
 
 Every hop is checked before any connection: the scheme (http, https), the port (80, 443) and each
-address the host name resolves to (no loopback, private, link-local, multicast, reserved or
-cloud-metadata address). The request then goes to the address that was checked, with the name in
-the Host header and for TLS, so no second DNS lookup can lead elsewhere. Redirects are followed
-here, hop by hop, with the same checks. Bodies are decompressed here too, counting decoded
+address the host name resolves to (only public unicast addresses: see `addresses.py`). The
+request then goes to the address that was checked, with the name in the Host header and for TLS,
+so no second DNS lookup can lead elsewhere. Redirects are followed here, hop by hop, with the
+same checks. Bodies are decompressed here too, counting decoded
 bytes, so a gzip bomb stops at the size cap.
 
 A fetch, redirects included, takes `timeout` seconds at most in all, whatever the server does:
@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from retrieval.ingest.addresses import refused_address
 from retrieval.ingest.deadline import DeadlinePassed, deadline_of, deadline_transport, within_deadline
 
 # Resolver(host, port) -> the host's IP addresses, as strings.
@@ -47,13 +48,6 @@ def system_resolver(host: str, port: int) -> list[str]:
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"cannot resolve {host} ({exc})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def refused_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """True for loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return not address.is_global or address.is_multicast or address.is_reserved or address.is_unspecified
 
 
 @dataclass(frozen=True)
