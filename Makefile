@@ -30,8 +30,9 @@ $(DEV): pyproject.toml | $(BIN)/python
 
 setup: $(DEV)
 
+# The demo over seeds/ has an index of its own in the project, apart from the user's.
 chat: $(RUNTIME)
-	@$(BIN)/qabot chat
+	@$(BIN)/qabot chat --index .qabot/demo-index
 
 test: $(DEV)
 	$(BIN)/python -m pytest
