@@ -1,11 +1,12 @@
 """The `qabot` commands that fill and tend the index: index, refresh, sources, remove, store copy and feeds.
 
-Exit codes: 0 done, 1 when some articles failed (each named in a warning), 2 when nothing was done.
+Exit codes: 0 done, 1 when some of the named files, folders, addresses or feeds gave nothing and others
+did (each failure named in a warning, before the summary), 2 when nothing could be read or done.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +21,7 @@ from bot.cli_shared import (
     outcome,
     print_json,
     settings_from,
+    warn,
 )
 from bot.progress import progress_bars
 from bot.words import plural
@@ -30,7 +32,8 @@ def index(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="TARGET...", help="Article files or folders (.txt, .md, .html), or http(s) addresses of articles."
+            metavar="TARGET...",
+            help="Article files or folders (.txt, .md, .html, .pdf, .docx), or http(s) addresses of articles.",
         ),
     ] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Start a new index instead of adding to it.")] = False,
@@ -56,14 +59,16 @@ def index(
         if paths
         else IndexReport()
     )
+    _warn_failed_inputs(report)
     web = index_web(engine, urls, feeds, err, quiet=as_json) if urls or feeds else None
     failed, fetched = (len(web.failed), web.new + web.changed + web.unchanged) if web else (0, 0)
-    code = outcome(failed, fetched + report.files_indexed + report.files_unchanged)
+    code = outcome(failed + len(report.inputs_failed), fetched + report.files_indexed + report.files_unchanged)
     if as_json:
         print_json(
             {
                 **report.__dict__,
                 "skipped": [s.__dict__ for s in report.skipped],
+                "inputs_failed": [s.__dict__ for s in report.inputs_failed],
                 "index": engine.store.location,
                 **({"web": web.to_dict()} if web else {}),
             }
@@ -82,7 +87,25 @@ def index(
             f"({report.seconds:.1f} s, {rate:.0f} passages/s).",
             markup=False,
         )
+        if report.skipped:
+            out.print(f"Skipped {len(report.skipped)}: {_skipped_names(report.skipped)}.", markup=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _warn_failed_inputs(report: Any) -> None:
+    """A warning for each folder named that gave nothing (each skipped file has had its own)."""
+    warned = {skipped.path for skipped in report.skipped}
+    for failed in report.inputs_failed:
+        if failed.path not in warned:
+            warn(f"nothing indexed from {failed.path}: {failed.reason}")
+
+
+def _skipped_names(skipped: list[Any], most: int = 10) -> str:
+    """'notes.xyz (unsupported type), scan.pdf (no text...)': each skipped file by name, with why."""
+    from pathlib import Path
+
+    names = [f"{Path(s.path).name or s.path} ({s.reason})" for s in skipped[:most]]
+    return ", ".join(names) + (f" and {len(skipped) - most} more" if len(skipped) > most else "")
 
 
 def refresh(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
@@ -90,7 +113,13 @@ def refresh(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonO
     from bot.formatting import render_web_report
     from bot.web_commands import index_web
 
-    engine = engine_for(settings_from(config, index_dir))
+    settings = settings_from(config, index_dir)
+    engine = engine_for(settings)
+    if not engine.web.feeds.urls():
+        no_feeds = "no feeds to read: add one with `qabot feeds add URL` (or under [feeds] urls in the config)"
+        if not settings.index.max_age_days:
+            raise QabotError(no_feeds, exit_code=2)
+        warn(f"{no_feeds}; dropping articles older than index.max_age_days only")
     report = index_web(engine, [], True, err, quiet=as_json)
     if as_json:
         print_json(report.to_dict())

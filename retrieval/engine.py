@@ -248,9 +248,15 @@ class QAEngine:
     def index_paths(
         self, paths: Sequence[Path], rebuild: bool = False, progress: Progress = no_progress
     ) -> IndexReport:
-        """Index the article files under `paths`; unchanged files are kept, changed ones replaced."""
+        """Index the article files under `paths`; unchanged files are kept, changed ones replaced.
+
+        The report's `inputs_failed` names the paths that gave no article (a file skipped, a folder
+        of skipped files or none), when others did.
+        """
         articles = articles_in_files(paths, self.settings.index.max_file_mb, progress)
-        return self._writer().write(articles, rebuild, progress, origin=describe_paths(paths))
+        report = self._writer().write(articles, rebuild, progress, origin=describe_paths(paths))
+        report.inputs_failed = articles.failed(report)
+        return report
 
     def index_corpus(self, progress: Progress = no_progress) -> IndexReport:
         """Index `index.corpus`, as the chat and the bot do when the index is empty."""

@@ -340,7 +340,7 @@ def loader() -> ArticleLoader:
 
 
 @MANY
-@given(suffix=st.sampled_from([".txt", ".md", ".html"]), data=ARTICLE_BYTES)
+@given(suffix=st.sampled_from([".txt", ".md", ".html", ".pdf", ".docx"]), data=ARTICLE_BYTES)
 def test_any_bytes_in_an_article_file_give_a_document_or_a_reason_to_skip(loader, tmp_path_factory, suffix, data):
     path = tmp_path_factory.mktemp("article") / f"article{suffix}"
     path.write_bytes(data)

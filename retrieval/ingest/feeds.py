@@ -168,8 +168,12 @@ class WebIndexer:
         cutoff = (dt.date.today() - dt.timedelta(days=days)).isoformat()
 
         def expired(sources: dict[str, Any]) -> set[str]:
-            """Articles dated (or, undated, last fetched) before the cutoff; files without a date are kept."""
-            return {s for s, meta in sources.items() if (meta.get("published") or meta.get("fetched") or "9") < cutoff}
+            """Web articles dated (or, undated, last fetched) before the cutoff; files, dated or not, are kept."""
+            return {
+                s
+                for s, meta in sources.items()
+                if meta.get("fetched") and (meta.get("published") or meta["fetched"]) < cutoff
+            }
 
         return expired
 

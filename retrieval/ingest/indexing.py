@@ -40,7 +40,7 @@ class NothingToIndexError(QabotError):
     """No article under the given paths gave a passage; `skipped` says why for each file seen."""
 
     def __init__(self, origin: str, skipped: list[SkippedFile], hint: str = "") -> None:
-        why = f"all {len(skipped)} file(s) were skipped" if skipped else "no .txt, .md or .html file found"
+        why = f"all {len(skipped)} file(s) were skipped" if skipped else "no .txt, .md, .html, .pdf or .docx file found"
         super().__init__(f"nothing to index in {origin}: {why}{hint}", exit_code=2)
         self.origin = origin
         self.skipped = skipped
@@ -62,6 +62,8 @@ class IndexReport:
     passages_added: int = 0
     passages_total: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    # The paths named to index (files or folders) that gave no article, and why.
+    inputs_failed: list[SkippedFile] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -79,22 +81,56 @@ def passage_vectors(sentence_vectors: np.ndarray, sentences_per_passage: list[in
     return (sums / np.clip(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12, None)).astype(np.float32)
 
 
-def articles_in_files(
-    paths: Sequence[Path], max_file_mb: float, progress: Progress
-) -> Iterator[Document | SkippedFile]:
-    """The articles under `paths`, read one file at a time (or why a file is skipped).
+class FileArticles:
+    """The articles under the named `paths`, read one file at a time (or why a file is skipped), and
+    which named path gave which, to tell the paths that gave nothing (`failed`).
 
     The files are listed at once, so that a missing path is an error before anything is written.
     """
-    files = list(iter_article_files([Path(p) for p in paths]))
-    loader = ArticleLoader(max_file_mb=max_file_mb)
 
-    def articles() -> Iterator[Document | SkippedFile]:
-        for number, path in enumerate(files, 1):
-            progress("reading", number, len(files))
-            yield loader.load(path)
+    def __init__(self, paths: Sequence[Path], max_file_mb: float, progress: Progress) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.max_file_mb = max_file_mb
+        self.progress = progress
+        # (file, the number of the named path it is under, whether it was named itself)
+        self.files = [
+            (file, number, file == path)
+            for number, path in enumerate(self.paths)
+            for file in iter_article_files([path])
+        ]
+        self._read: dict[int, set[str]] = {number: set() for number in range(len(self.paths))}
 
-    return articles()
+    def __iter__(self) -> Iterator[Document | SkippedFile]:
+        loader = ArticleLoader(max_file_mb=self.max_file_mb)
+        for count, (file, number, named) in enumerate(self.files, 1):
+            self.progress("reading", count, len(self.files))
+            article = loader.load(file, named=named)
+            if isinstance(article, Document):
+                self._read[number].add(article.meta["source"])
+            yield article
+
+    def failed(self, report: IndexReport) -> list[SkippedFile]:
+        """The named paths of which no file was indexed or found unchanged, with why."""
+        unread = {skipped.path for skipped in report.skipped}
+        failed = []
+        for number, path in enumerate(self.paths):
+            if self._read[number] - unread:
+                continue
+            under = [file for file, origin, _ in self.files if origin == number]
+            if path.is_dir():
+                why = f"all {len(under)} file(s) were skipped" if under else "no file in it"
+                failed.append(SkippedFile(display_path(path), why))
+            else:
+                reasons = [
+                    s.reason for s in report.skipped if s.path in {display_path(path), display_path(path.resolve())}
+                ]
+                failed.append(SkippedFile(display_path(path), reasons[0] if reasons else "skipped"))
+        return failed
+
+
+def articles_in_files(paths: Sequence[Path], max_file_mb: float, progress: Progress) -> FileArticles:
+    """The articles under `paths`, read one file at a time (or why a file is skipped): see FileArticles."""
+    return FileArticles(paths, max_file_mb, progress)
 
 
 def articles_from_documents(documents: Sequence[Document]) -> list[Document]:
