@@ -14,10 +14,12 @@ import datetime as dt
 import json
 import os
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from retrieval.errors import InputError
 from retrieval.files import FileMissingError, FileRefusedError, display_path, read_json_file
@@ -103,6 +105,48 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "a number")
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# Control and format characters, line and paragraph separators: never part of an address.
+_NOT_IN_URLS = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def normalise_feed_url(text: str) -> str:
+    """A feed's address as it is kept and compared: surrounding whitespace stripped, the scheme and
+    host lower-cased, the default port and the fragment dropped, an empty path made "/".
+
+    InputError (one line, the address shown escaped) for control characters, another scheme, no
+    host or a port that is not a number.
+    """
+    url = text.strip()
+    bad = next((i for i, char in enumerate(url) if unicodedata.category(char) in _NOT_IN_URLS), -1)
+    if bad >= 0:
+        raise InputError(
+            f"not a feed URL: {ascii(url)} holds the control character {ascii(url[bad])} "
+            f"at position {bad + 1}: give the address alone",
+            exit_code=2,
+        )
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise InputError(f"not a feed URL: {url} (give an http:// or https:// address)", exit_code=2)
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(f"not a feed URL: {url} (its port is not a number from 0 to 65535)", exit_code=2) from None
+    user = parts.netloc.rpartition("@")[0]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port not in (None, DEFAULT_PORTS[scheme]) else "")
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _comparable(url: str) -> str:
+    """`url` normalised, or as it is when it cannot be (a feed listed before URLs were normalised)."""
+    try:
+        return normalise_feed_url(url)
+    except InputError:
+        return url
+
+
 class FeedList:
     """The feeds to refresh and what is known of them, in `<data.dir>/feeds.json`."""
 
@@ -133,27 +177,29 @@ class FeedList:
         return list(dict.fromkeys([*self.configured, *self._read()["added"]]))
 
     def add(self, url: str) -> bool:
-        """Add a feed; False when it is already listed."""
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"not a feed URL: {url} (give an http:// or https:// address)", exit_code=2)
+        """Add a feed, normalised (`normalise_feed_url`); False when it is already listed, in any spelling."""
+        url = normalise_feed_url(url)
         with self._lock:
             state = self._read()
-            if url in self.configured or url in state["added"]:
+            if any(_comparable(listed) == url for listed in [*self.configured, *state["added"]]):
                 return False
             state["added"].append(url)
             _atomic_write_json(self.path, state)
             return True
 
     def remove(self, url: str) -> None:
+        """Remove an added feed, however its address is spelt."""
+        wanted = normalise_feed_url(url)
         with self._lock:
             state = self._read()
+            url = next((listed for listed in state["added"] if _comparable(listed) == wanted), wanted)
             if url not in state["added"]:
                 where = (
                     "it is listed in the config file's [feeds] urls: remove it there"
-                    if url in self.configured
+                    if any(_comparable(listed) == wanted for listed in self.configured)
                     else ("it is not listed: `qabot feeds list` shows the feeds")
                 )
-                raise InputError(f"cannot remove {url}: {where}", exit_code=2)
+                raise InputError(f"cannot remove {wanted}: {where}", exit_code=2)
             state["added"].remove(url)
             state["validators"].pop(url, None)
             state["failed"] = {link: r for link, r in state["failed"].items() if r.get("feed") != url}
