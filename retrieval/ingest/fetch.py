@@ -18,7 +18,7 @@ import socket
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -62,7 +62,9 @@ class FetchLimits:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A fetched page: the URL it was finally served from, its body (decoded bytes) and cache validators."""
+    """A fetched page: the URL it was finally served from, its body (decoded bytes), cache validators
+    and the response's headers (names in lower case; all but Content-Encoding and Content-Length,
+    which describe the transfer), which parsers need too (a charset, say)."""
 
     url: str
     status: int
@@ -70,6 +72,7 @@ class Fetched:
     body: bytes = b""
     etag: str = ""
     last_modified: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_modified(self) -> bool:
@@ -192,7 +195,12 @@ class SafeFetcher:
             if not (content_type in ACCEPTED_TYPES or content_type.endswith("+xml")):
                 raise FetchError(f"not HTML or XML ({content_type or 'no content type'})")
             body = self._read_body(response, deadline)
-            return Fetched(url, response.status_code, content_type, body, **validators), None
+            headers = {  # the body is kept decoded: its encoding and length on the wire no longer hold
+                name.lower(): value
+                for name, value in response.headers.items()
+                if name.lower() not in ("content-encoding", "content-length")
+            }
+            return Fetched(url, response.status_code, content_type, body, **validators, headers=headers), None
         finally:
             response.close()
 

@@ -86,7 +86,10 @@ def newest_first(entries: list[FeedEntry], most: int) -> list[FeedEntry]:
 
 def feed_entries(fetched: Fetched) -> list[FeedEntry]:
     """The entries of an RSS or Atom feed, newest links resolved against the feed's URL."""
-    parsed = feedparser.parse(fetched.body, response_headers={"content-location": fetched.url})
+    # The response's headers (Content-Type and its charset above all): without them feedparser calls
+    # every feed "no Content-type specified" and guesses the encoding.
+    headers = {**fetched.headers, "content-location": fetched.url}
+    parsed = feedparser.parse(fetched.body, response_headers=headers)
     entries = []
     for entry in parsed.entries:
         link = entry.get("link") or (entry.get("id") if is_url(entry.get("id", "")) else "")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from retrieval.errors import QabotError, ServiceUnavailableError
+from retrieval.errors import ConfigError, QabotError, ServiceUnavailableError
 
 
 def _quiet_pymilvus() -> None:
@@ -62,13 +62,27 @@ class MilvusConnection:
 
         _quiet_pymilvus()
         if self.is_local:
-            Path(self.uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._check_lite_path(Path(self.uri).expanduser())
         # A connection of its own: pymilvus shares one per address by default, and close() keeps it, so a
         # client made again after Milvus was lost would reuse a channel still waiting out gRPC's backoff.
         kwargs: dict[str, Any] = {"uri": self.uri, "timeout": self.timeout, "dedicated": True}
         if self._token:
             kwargs["token"] = self._token
         return MilvusClient(**kwargs)
+
+    def _check_lite_path(self, path: Path) -> None:
+        """Milvus Lite keeps its data in a folder at its `.db` path: anything else there is not a Milvus
+        Lite database (Milvus Lite would only say it failed to open it), and its folder must be one."""
+        existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+        if existing is not None and not existing.is_dir():
+            what = "a file" if existing.is_file() else "not a folder"
+            where = "" if existing == path else f", inside {existing}, which is {what}"
+            raise ConfigError(
+                f"store.uri = {self.uri} is not a Milvus Lite database{where or f' ({what})'}: Milvus Lite keeps "
+                "a folder at that path; set store.uri (QABOT_STORE_URI) to another path ending in .db",
+                exit_code=2,
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     @property
     def client(self) -> Any:
