@@ -8,8 +8,8 @@ import pytest
 
 from retrieval.ingest.fetch import FetchError, FetchLimits, SafeFetcher
 from retrieval.ingest.web import feed_entries
-from tests.conftest import MISSING_READER, run_qabot
-from tests.web_standin import NewsSite, rss
+from tests.conftest import run_qabot
+from tests.web_standin import NewsSite, qabot_env, rss
 
 EMPTY_FEED = rss([])
 # "Café at the harbour", in Greek
@@ -53,13 +53,7 @@ def test_a_charset_named_only_in_the_header_decodes_the_feed(site):
 
 def test_qabot_refresh_of_an_empty_application_xml_feed_warns_of_nothing(site, tmp_path):
     feed = site.feed("/empty.xml", EMPTY_FEED, "application/xml")
-    env = {
-        "QABOT_INDEX_DIR": str(tmp_path / "index"),
-        "QABOT_DATA_DIR": str(tmp_path / "data"),
-        "QABOT_FETCH_ALLOW_PRIVATE_HOSTS": "true",
-        "QABOT_MODELS_READER": MISSING_READER,
-        "QABOT_FEEDS_URLS": feed,
-    }
+    env = qabot_env(tmp_path, feed)
     result = run_qabot("refresh", env=env)
     assert "warning:" not in result.stderr and "Content-type" not in result.stdout + result.stderr
     assert "0 failed" in result.stdout, result.stdout + result.stderr

@@ -18,8 +18,8 @@ import pytest
 
 from retrieval.engine import QAEngine
 from retrieval.settings import load_settings
-from tests.conftest import MISSING_READER, make_settings, run_qabot
-from tests.web_standin import FACTS, NewsSite, rss
+from tests.conftest import make_settings, run_qabot
+from tests.web_standin import FACTS, NewsSite, qabot_env, rss
 
 TODAY = dt.date.today()
 NOW = time.time()
@@ -80,13 +80,7 @@ def test_failing_entries_are_one_warning_and_retried_after_a_pause_without_readi
         for n in range(30)
     ]
     feed = site.feed("/feed.rss", rss(good + broken))
-    env = {
-        "QABOT_INDEX_DIR": str(tmp_path / "index"),
-        "QABOT_DATA_DIR": str(tmp_path / "data"),
-        "QABOT_FETCH_ALLOW_PRIVATE_HOSTS": "true",
-        "QABOT_MODELS_READER": MISSING_READER,
-        "QABOT_FEEDS_URLS": feed,
-    }
+    env = qabot_env(tmp_path, feed)
 
     first = run_qabot("refresh", env=env)
     assert first.returncode == 1, first.stderr  # some failed, some were indexed

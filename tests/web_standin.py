@@ -15,6 +15,8 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.conftest import MISSING_READER
+
 # What the pages hold: distinct facts, so that each article answers its own question.
 FACTS = [
     ("harbour bridge", "The mayor of Port Ellis opened the new harbour bridge on Saturday morning."),
@@ -60,6 +62,18 @@ def rss(items: list[dict[str, str]], kind: tuple[str, str] = RSS) -> bytes:
 
 def atom(items: list[dict[str, str]]) -> bytes:
     return rss(items, ATOM)
+
+
+def qabot_env(folder: Any, feed: str = "") -> dict[str, str]:
+    """The environment for `qabot` fetching from the local site: its own index and data folders under
+    `folder`, private hosts allowed, no reader model, and `feed` as the config's feed when given."""
+    env = {
+        "QABOT_INDEX_DIR": str(folder / "index"),
+        "QABOT_DATA_DIR": str(folder / "data"),
+        "QABOT_FETCH_ALLOW_PRIVATE_HOSTS": "true",
+        "QABOT_MODELS_READER": MISSING_READER,
+    }
+    return {**env, "QABOT_FEEDS_URLS": feed} if feed else env
 
 
 def rfc822(date: str) -> str:
