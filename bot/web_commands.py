@@ -34,6 +34,7 @@ def merge_reports(first: WebReport, second: WebReport) -> WebReport:
         changed=first.changed + second.changed,
         unchanged=first.unchanged + second.unchanged,
         failed=first.failed + second.failed,
+        entries_failed=first.entries_failed + second.entries_failed,
         dropped=first.dropped + second.dropped,
         feeds=second.feeds,
         feeds_unchanged=second.feeds_unchanged,

@@ -118,3 +118,16 @@ def test_failing_entries_are_one_warning_and_retried_after_a_pause_without_readi
     fourth = run_qabot("refresh", "--json", env=env)
     assert json.loads(fourth.stdout)["failed"] == []
     assert _feeds_state(tmp_path / "data")["failed"] == {}
+
+
+def test_index_with_feeds_reports_each_failed_entry_in_json_and_one_failure_per_feed(site, tmp_path):
+    article = site.article("/news/kept", "Marathon result", FACTS[4][1], TODAY.isoformat())
+    broken = [{"title": "Gone", "link": site.url(f"/gone/{n}"), "pubDate": "", "updated": ""} for n in range(2)]
+    feed = site.feed("/feed.rss", rss(broken))
+    result = run_qabot("index", article, "--feeds", "--json", env=qabot_env(tmp_path, feed))
+    assert result.returncode == 1, result.stderr
+    web = json.loads(result.stdout)["web"]
+    assert web["new"] == 1
+    assert [failure["path"] for failure in web["failed"]] == [feed]
+    assert sorted(failure["path"] for failure in web["entries_failed"]) == [item["link"] for item in broken]
+    assert all(failure["reason"].startswith("HTTP 404") for failure in web["entries_failed"])
