@@ -19,6 +19,7 @@ from haystack import Document, Pipeline
 from haystack.core.errors import PipelineRuntimeError
 
 from retrieval.answering.answer import Answer, Turn
+from retrieval.answering.conversation import answer_in_story, pipeline_inputs, recent, reply_to
 from retrieval.answering.decide import DEFAULT_SURE_CONFIDENCE, DEFAULT_SURE_COVERAGE
 from retrieval.answering.pipeline import (
     QuestionTruncator,
@@ -27,6 +28,7 @@ from retrieval.answering.pipeline import (
     clean_question,
     cleaned_turn,
 )
+from retrieval.answering.smalltalk import strip_opening
 from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
 from retrieval.ingest.feeds import WebIndexer
@@ -344,26 +346,36 @@ class QAEngine:
         return "extractive" if self._reader is not None else "sentence"
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        """Answer `question`; `history` (earlier turns, oldest first) lets follow-ups be understood."""
+        """Answer `question`; `history` (earlier turns, oldest first; only the last few are read) lets
+        follow-ups be understood. Small talk and messages in other languages get a reply of the bot's own."""
         question = clean_question(question)
         if not question:
             raise InputError('empty question: type a question, e.g. qabot ask "Who declared the talks dead?"')
+        own = reply_to(question, self._known_word, lambda: next(iter(self._examples(1)), ""))
+        if own is not None:
+            return own
         pipeline = self.pipeline
-        question, notices = self._truncator.cut(question)
-        with self._lock:
-            try:
-                result = pipeline.run(
-                    {"followup": {"question": question, "history": [cleaned_turn(turn) for turn in history]}},
-                    include_outputs_from={"ranker", "followup"},
-                )
-            except PipelineRuntimeError as error:  # Haystack wraps a component's error: pass ours on as is
-                if isinstance(error.__cause__, QabotError):
-                    raise error.__cause__ from None
-                raise
-        documents = result["ranker"]["documents"]
-        extracted = result["answerer"]["answer"]
-        search_query = result["followup"]["search_query"]
-        return self._to_answer(question, extracted, documents, search_query, tuple(notices))
+        asked, notices = self._truncator.cut(strip_opening(question))
+        turns = [cleaned_turn(turn) for turn in recent(history)]
+
+        def run(keep_story: bool) -> tuple[Answer, dict[str, Any]]:
+            with self._lock:
+                try:
+                    result = pipeline.run(
+                        pipeline_inputs(asked, turns, keep_story), include_outputs_from={"ranker", "followup"}
+                    )
+                except PipelineRuntimeError as error:  # Haystack wraps a component's error: pass ours on as is
+                    if isinstance(error.__cause__, QabotError):
+                        raise error.__cause__ from None
+                    raise
+            read = result["followup"]
+            shown = asked if notices else question
+            answer = self._to_answer(
+                shown, result["answerer"]["answer"], result["ranker"]["documents"], read["search_query"], tuple(notices)
+            )
+            return answer, read
+
+        return answer_in_story(run)
 
     # The Answer from the pipeline's output.
     _to_answer = staticmethod(answer_from)
@@ -372,3 +384,13 @@ class QAEngine:
         """Example questions about the indexed articles, for greetings and help texts."""
         titles = self.store.titles(n)
         return [f"What does “{title}” report?" for title in titles]
+
+    def _known_word(self, word: str) -> bool:
+        """Whether `word` is English or a word of the indexed articles (spelling.py's vocabulary)."""
+        return bool(self.pipeline.get_component("followup").speller.known(word))
+
+    def _examples(self, n: int) -> list[str]:
+        try:
+            return self.examples(n)
+        except QabotError:
+            return []

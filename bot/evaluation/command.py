@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from bot.evaluation.followups import follow_ups_line
 from bot.evaluation.questionsets import load_question_set
 from bot.evaluation.report import bands_line, summarize, summary_table, write_report
 from bot.evaluation.runner import run_questions
@@ -51,6 +52,8 @@ def eval_command(
     summary = summarize(results, questions)
     console.print(summary_table(summary))
     console.print(bands_line(summary), markup=False, soft_wrap=True)
+    if summary["follow_ups"]:
+        console.print(follow_ups_line(summary["follow_ups"]), markup=False, soft_wrap=True)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.table import Table
 
+from bot.evaluation.followups import follow_up_figures, follow_ups_line
 from bot.evaluation.metrics import (
     QUESTION_TYPES,
     expected_calibration_error,
@@ -105,6 +106,7 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
         "reliability": reliability,
         "expected_calibration_error": expected_calibration_error(reliability) if reliability else None,
         "by_type": by_type,
+        "follow_ups": follow_up_figures(results, records),
         "questions": records,
     }
 
@@ -354,6 +356,8 @@ def markdown_report(summary: dict[str, Any]) -> str:
             *_table(["band", "answers", "share of answerable", "share right"], rows),
             "",
         ]
+    if summary.get("follow_ups"):
+        lines += ["## Follow-up questions", "", follow_ups_line(summary["follow_ups"]), ""]
     failed = [record for record in summary["questions"] if record["failure"]]
     lines += [f"## Failures ({len(failed)})", ""]
     if failed:

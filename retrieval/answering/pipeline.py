@@ -18,6 +18,8 @@ from retrieval.answering.decide import ExtractiveAnswerer, ReadingModel
 from retrieval.answering.followup import FollowUpContextualizer
 from retrieval.answering.rerank import SentenceEvidenceRanker
 from retrieval.answering.sentence_reader import SentenceReader
+from retrieval.answering.spelling import SpellingCorrector
+from retrieval.answering.story import StoryFilter
 from retrieval.models.embedders import OnnxEmbedder, OnnxTextEmbedder
 from retrieval.settings import Settings
 from retrieval.stores.protocol import PassageStore
@@ -51,9 +53,10 @@ def build_question_pipeline(
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
     retrieval, answers = settings.retrieval, settings.answer
     pipeline = Pipeline()
-    pipeline.add_component("followup", FollowUpContextualizer())
     pipeline.add_component("embedder", embedder)
     ports = store.add_retrieval(pipeline, candidates=retrieval.candidates, top_k=retrieval.top_k)
+    pipeline.add_component("followup", FollowUpContextualizer(speller=SpellingCorrector(ports.lexicon)))
+    pipeline.add_component("story", StoryFilter(store))
     ranker = SentenceEvidenceRanker(
         ports.lexicon, embedder=embedder, top_k=retrieval.top_k, recency_margin=retrieval.recency_margin
     )
@@ -66,7 +69,9 @@ def build_question_pipeline(
     pipeline.connect("followup.question", "ranker.question")
     pipeline.connect("followup.context", "ranker.context")
     pipeline.connect("embedder.embedding", "ranker.query_embedding")
-    pipeline.connect(ports.output, "ranker.documents")
+    pipeline.connect(ports.output, "story.documents")
+    pipeline.connect("followup.story", "story.story")
+    pipeline.connect("story.documents", "ranker.documents")
     sentences = SentenceReader(onnx(), passages=answers.sentence_passages, min_score=answers.min_sentence_score)
     answerer: Any = sentences
     if reader is not None:

@@ -122,6 +122,10 @@ class PassageStore(Protocol):
         """Up to `n` article titles, for example questions."""
         ...
 
+    def passages_of(self, source: str) -> list[Document]:
+        """Every passage of one article, in order, as retrieval gives them (score 0); [] for none."""
+        ...
+
     def write(self, update: StoreUpdate, progress: Callable[[str, int, int], None]) -> None:
         """Apply `update`; when it fails, what was there before is still there."""
         ...

@@ -14,12 +14,18 @@ from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
+from haystack import Document
 from haystack.components.joiners import DocumentJoiner
 
 from retrieval.errors import IndexMissingError, QabotError
 from retrieval.files import display_path
 from retrieval.stores.embedded.index_folder import IndexData, IndexWriteError, index_exists, load_index, save_index
-from retrieval.stores.embedded.retrievers import BM25PassageRetriever, DensePassageRetriever, build_bm25
+from retrieval.stores.embedded.retrievers import (
+    BM25PassageRetriever,
+    DensePassageRetriever,
+    build_bm25,
+    row_document,
+)
 from retrieval.stores.protocol import Lexicon, StoreUpdate
 from retrieval.stores.terms import passage_search_text
 
@@ -78,6 +84,10 @@ class EmbeddedStore:
 
     def titles(self, n: int) -> list[str]:
         return list(dict.fromkeys(p.title for p in self.data.passages if p.title))[:n]
+
+    def passages_of(self, source: str) -> list[Document]:
+        data = self.data
+        return [row_document(data, row, 0.0) for row, p in enumerate(data.passages) if p.source == source]
 
     # ----------------------------------------------------------------- retrieval
     def add_retrieval(self, pipeline: Any, candidates: int, top_k: int) -> _Ports:

@@ -56,10 +56,22 @@ class LexicalIndex:
         n = max(int(self.bm25.scores.get("num_docs", len(document_frequency))), 1)
         columns = {int(token): column for token, column in self.bm25.vocab_dict.items()}
         self._idf = np.zeros(len(self.tokenizer.word_to_id) + 1, dtype=np.float32)
+        self._df = np.zeros_like(self._idf)
         for token, column in columns.items():
             if 0 <= token < self._idf.shape[0]:
                 df = float(document_frequency[column])
+                self._df[token] = df
                 self._idf[token] = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def words(self) -> dict[str, int]:
+        """Every word the indexed passages use (lower case, before stemming), with the number of
+        passages holding its stem: the vocabulary that misspelt question words are corrected to."""
+        stems = self.tokenizer.stem_to_sid
+        found = {}
+        for word, stem in self.tokenizer.word_to_stem.items():
+            token = stems.get(stem)
+            found[word] = int(self._df[token]) if token is not None and 0 <= token < self._df.shape[0] else 1
+        return found
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Stemmed, stop-word-free term ids of each text (terms unknown to the index are dropped)."""

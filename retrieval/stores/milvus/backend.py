@@ -7,6 +7,7 @@ or cluster. The collections' layout is in `schema.py`, the write path in `writer
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -17,7 +18,14 @@ from haystack import Document
 from retrieval.settings import Settings
 from retrieval.stores.milvus.connection import MilvusConnection
 from retrieval.stores.milvus.schema import Collections, read_header
-from retrieval.stores.milvus.search import MilvusLexicon, MilvusPassageRetriever, Ports, Terms, hit_document
+from retrieval.stores.milvus.search import (
+    PASSAGE_FIELDS,
+    MilvusLexicon,
+    MilvusPassageRetriever,
+    Ports,
+    Terms,
+    hit_document,
+)
 from retrieval.stores.milvus.writer import MilvusWriter
 from retrieval.stores.protocol import StoreUpdate
 
@@ -99,6 +107,13 @@ class MilvusStore:
             "reading titles",
         )
         return [row["entry"].get("title", "") for row in rows if row["entry"].get("title")][:n]
+
+    def passages_of(self, source: str) -> list[Document]:
+        if not self.exists():
+            return []
+        self.ensure_loaded()
+        rows = self._connection.query_all(self.collection, f"source == {json.dumps(source)}", list(PASSAGE_FIELDS))
+        return [self.document(row, 0.0) for row in sorted(rows, key=lambda row: str(row["id"]))]
 
     def document(self, entity: dict[str, Any], score: float) -> Document:
         return hit_document(entity, score, self.dimension)

@@ -20,6 +20,7 @@ _RRF_K = 60
 # sum by 61/2, so that a passage first in both lists scores 1.0. The re-ranker uses that scale.
 _RRF_SCALE = 61 / 2
 _OUTPUT = ["id", "content", "title", "source", "published", "url", "spans", "vectors"]
+PASSAGE_FIELDS = tuple(_OUTPUT)  # what a passage row gives the question pipeline
 
 
 class SearchedStore(Protocol):
