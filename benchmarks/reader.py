@@ -174,7 +174,7 @@ def main() -> None:
         variants = measured
         calibration = reader_calibration(reader_path)
         factor = settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
-        ask = plain_haystack(engine, reader_path, factor, engine.min_reader_score)
+        ask = plain_haystack(engine, reader_path, factor, engine.rules.min_score)
         baseline = measure({"plain_haystack": ask}, questions)["plain_haystack"]
         cold = cold_start(settings.index_dir, args.reader, repeats=3)
     results = {

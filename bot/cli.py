@@ -74,14 +74,12 @@ def ask(
         raise QabotError('empty question: ask something, e.g. qabot ask "Who declared the talks dead?"', exit_code=2)
     engine = engine_for(answering_settings(config, index_dir, top_k, reader))
     answer = engine.ask(question)
-    # The operator's note (e.g. no reader model) belongs to this one-off run's output.
-    notices = [*answer.notices, *([engine.reader_notice] if engine.reader_notice else [])]
-    if as_json:
-        print_json({**answer.to_dict(), "notices": notices})
+    if as_json:  # the operator's note (e.g. no reader model) is also in the JSON, for scripts
+        print_json({**answer.to_dict(), "notices": [*answer.notices, *filter(None, [engine.reader_notice])]})
         return
     from bot.formatting import render_answer
 
-    for notice in notices:
+    for notice in answer.notices:
         err.print(f"note: {notice}", style="yellow", markup=False, soft_wrap=True)
     out.print(render_answer(answer))
 

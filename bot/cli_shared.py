@@ -3,6 +3,7 @@ indexing with progress bars."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,9 +52,28 @@ def answering_settings(config: Path | None, index: Path | None, top_k: int | Non
 
 
 def engine_for(settings: Settings) -> Any:
+    """The engine for a CLI command; what it notes for the operator (no reader model, a cache made
+    again) is printed once, as a "note:" line on stderr."""
     from retrieval.engine import QAEngine
 
+    engine_log = logging.getLogger("retrieval")
+    if not any(isinstance(handler, _OperatorNotes) for handler in engine_log.handlers):
+        engine_log.addHandler(_OperatorNotes(logging.WARNING))
     return QAEngine(settings)
+
+
+class _OperatorNotes(logging.Handler):
+    """Prints the engine's warnings as one "note:" line each, every distinct note once."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        note = record.getMessage().splitlines()[0] if record.getMessage() else ""
+        if note and note not in self.seen:
+            self.seen.add(note)
+            err.print(f"note: {note}", style="yellow", markup=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

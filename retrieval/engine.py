@@ -20,7 +20,6 @@ from haystack.core.errors import PipelineRuntimeError
 
 from retrieval.answering.answer import Answer, Turn
 from retrieval.answering.conversation import answer_in_story, pipeline_inputs, recent, reply_to
-from retrieval.answering.decide import DEFAULT_SURE_CONFIDENCE, DEFAULT_SURE_COVERAGE
 from retrieval.answering.pipeline import (
     QuestionTruncator,
     answer_from,
@@ -28,6 +27,7 @@ from retrieval.answering.pipeline import (
     clean_question,
     cleaned_turn,
 )
+from retrieval.answering.rules import DEFAULT_SURE_CONFIDENCE, DEFAULT_SURE_COVERAGE, AnswerRules
 from retrieval.answering.smalltalk import strip_opening
 from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.errors import ConfigError, IndexMissingError, InputError, QabotError
@@ -84,11 +84,7 @@ class QAEngine:
         self._onnx_embedder: OnnxEmbedder | None = None
         self._reader_checked = False
         self.reader_notice: str | None = None
-        self.min_reader_score = 0.5
-        self.no_answer_model: tuple[float, ...] | None = None
-        self.fallback_sentence_score: float | None = None
-        self.sure_model: tuple[float, ...] | None = None
-        self.sure_threshold = 0.5
+        self.rules = AnswerRules()  # how the answerer decides: from the reader's calibration and settings
         self._lock = threading.RLock()
         self._truncator = QuestionTruncator(
             self.embedding_model.path / "tokenizer.json",  # type: ignore[operator]
@@ -169,18 +165,12 @@ class QAEngine:
             )
         calibration = reader_calibration(resolved.path)
         factor = self.settings.answer.reader_calibration_factor or calibration.get("calibration_factor", 0.1)
-        minimum = self.settings.answer.min_reader_score
-        self.min_reader_score = float(minimum if minimum is not None else calibration.get("min_reader_score", 0.5))
-        if self.settings.answer.fitted_no_answer:
-            self.no_answer_model = calibration.get("no_answer_model")
-        fallback = self.settings.answer.fallback_sentence_score
-        self.fallback_sentence_score = fallback if fallback is not None else calibration.get("fallback_sentence_score")
-        self.sure_model = calibration.get("sure_model")
-        self.sure_threshold = calibration.get("sure_threshold", 0.5)
-        if self.sure_model is None:
+        self.rules = AnswerRules.of(calibration, self.settings.answer)
+        if not self.rules.bands_given:
             logger.warning(
-                "Reader model %s has no fitted confidence bands (sure_model in its calibration.json): answers are "
-                "sure at confidence %.1f with %.0f%% of the question's terms in their passage; run training.calibrate",
+                "Reader model %s has no confidence bands in its calibration.json (sure_model or sure_confidence): "
+                "answers are sure at confidence %.2f with %.0f%% of the question's terms in their passage; "
+                "run training.calibrate",
                 name,
                 DEFAULT_SURE_CONFIDENCE,
                 DEFAULT_SURE_COVERAGE * 100,
@@ -315,11 +305,7 @@ class QAEngine:
             embedder,
             reader,
             onnx=lambda: self._onnx,
-            min_reader_score=self.min_reader_score,
-            no_answer_model=self.no_answer_model,
-            fallback_score=self.fallback_sentence_score,
-            sure_model=self.sure_model,
-            sure_threshold=self.sure_threshold,
+            rules=self.rules,
         )
 
     @property

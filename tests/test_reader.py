@@ -10,6 +10,7 @@ from haystack import Document
 
 from retrieval.answering.answer import Turn
 from retrieval.answering.decide import ExtractiveAnswerer
+from retrieval.answering.rules import ReadingModel
 from retrieval.answering.span_reader import OnnxExtractiveReader
 from retrieval.engine import QAEngine
 from retrieval.errors import ConfigError
@@ -53,11 +54,11 @@ def test_shipped_reader_says_it_does_not_know_what_the_articles_do_not_say(reade
 
 def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, reader_engine):
     calibration = json.loads((SHIPPED / "calibration.json").read_text())
-    assert reader_engine.min_reader_score == calibration["min_reader_score"]
+    assert reader_engine.rules.min_score == calibration["min_reader_score"]
     assert reader_engine._reader.calibration_factor == calibration["calibration_factor"]
     fitted = calibration["no_answer_model"]
     weights = tuple(fitted.get(key, 0.0) for key in READING_MODEL_WEIGHTS)
-    assert reader_engine.no_answer_model == weights
+    assert reader_engine.rules.no_answer_model == ReadingModel(*weights)
     assert reader_engine.pipeline.get_component("answerer").no_answer_model is not None
     fallback = calibration["fallback_sentence_score"]
     assert reader_engine.pipeline.get_component("answerer").fallback_score == fallback
@@ -69,8 +70,8 @@ def test_calibrated_settings_come_from_the_model_unless_set(seed_index_dir, read
         )
     )
     engine.warm_up()
-    assert engine.min_reader_score == 0.99
-    assert engine.no_answer_model is None
+    assert engine.rules.min_score == 0.99
+    assert engine.rules.no_answer_model is None
     assert engine.pipeline.get_component("answerer").no_answer_model is None
     assert engine.pipeline.get_component("answerer").fallback_score == 0.6
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.answering.decide import ReadingModel
+from retrieval.answering.rules import ReadingModel
 from training.data import Paragraph
 
 

@@ -6,7 +6,6 @@ the two with fitted `ReadingModel`s; it returns a Haystack ExtractedAnswer, or N
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,73 +14,11 @@ from typing import Any
 from haystack import Document, component
 from haystack.dataclasses import ExtractedAnswer
 
+from retrieval.answering.rules import DEFAULT_SURE_CONFIDENCE, DEFAULT_SURE_COVERAGE, ReadingModel, year_conflict
 from retrieval.answering.sentence_reader import SentenceReader, evidence_sentence, sentence_answer
 from retrieval.models.embedders import TokenVectors
 from retrieval.stores.protocol import Lexicon
 from retrieval.stores.terms import question_terms
-
-_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
-
-
-@dataclass(frozen=True)
-class ReadingModel:
-    """A chance fitted on readings: sigmoid(reader * logit(span confidence) + sentence * best
-    sentence's score + agreement * [span in that sentence] + margin * that sentence's lead over the
-    next + coverage * share of the question's terms (by rarity) in the span's passage and title +
-    year * [the question names a year the span's sentence contradicts] + bias).
-
-    Fitted end to end on held-out articles (`training.calibrate`), twice: as the no-answer model (the
-    chance that the passages hold an answer: answerable questions against the same questions with
-    the passages holding the answer removed, and questions written to have none) and as the sure
-    model (the chance that the answer shown is right). Older fits lack the later weights: 0.
-    """
-
-    reader: float
-    sentence: float
-    bias: float
-    agreement: float = 0.0
-    margin: float = 0.0
-    coverage: float = 0.0
-    year: float = 0.0
-
-    def chance(self, reading: Reading) -> float:
-        if reading.span is None:
-            return 0.0
-        return self.chance_of(
-            reading.span.score,
-            reading.sentence_score,
-            reading.in_best_sentence,
-            reading.lead,
-            reading.coverage,
-            reading.year_conflict,
-        )
-
-    def chance_of(
-        self,
-        confidence: float,
-        sentence_score: float,
-        in_best_sentence: bool = False,
-        lead: float = 0.0,
-        coverage: float = 1.0,
-        year_conflict: bool = False,
-    ) -> float:
-        confidence = min(max(confidence, 1e-6), 1 - 1e-6)
-        z = (
-            self.reader * math.log(confidence / (1 - confidence))
-            + self.sentence * sentence_score
-            + self.agreement * float(in_best_sentence)
-            + self.margin * lead
-            + self.coverage * coverage
-            + self.year * float(year_conflict)
-            + self.bias
-        )
-        return 1.0 / (1.0 + math.exp(-min(max(z, -60.0), 60.0)))
-
-
-# A reader folder without a fitted sure model: an answer is sure when its confidence reaches this,
-# the question's rarer terms are mostly in its passage, and no year of the question is contradicted.
-DEFAULT_SURE_CONFIDENCE = 0.6
-DEFAULT_SURE_COVERAGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -123,7 +60,7 @@ class ExtractiveAnswerer:
     are unsure.
 
     Every answer carries a band in `meta["band"]`: "sure" when the `sure_model`'s chance that it is
-    right reaches `sure_threshold` (without a sure model: the defaults above), else "unsure"; and the
+    right reaches `sure_threshold` (without one: `sure_confidence` and `sure_coverage`), else "unsure"; and the
     next `alternatives` distinct spans in `meta["alternatives"]`. `lexicon` (the store's, a callable
     as the re-ranker takes it) weighs the question's terms for the coverage.
     """
@@ -141,6 +78,8 @@ class ExtractiveAnswerer:
         fallback_score: float | None = None,
         sure_model: ReadingModel | None = None,
         sure_threshold: float = 0.5,
+        sure_confidence: float = DEFAULT_SURE_CONFIDENCE,
+        sure_coverage: float = DEFAULT_SURE_COVERAGE,
         lexicon: Callable[[], Lexicon | None] | None = None,
         alternatives: int = 2,
     ) -> None:
@@ -155,6 +94,8 @@ class ExtractiveAnswerer:
         self.fallback_score = fallback_score
         self.sure_model = sure_model
         self.sure_threshold = sure_threshold
+        self.sure_confidence = sure_confidence
+        self.sure_coverage = sure_coverage
         self.lexicon = lexicon
         self.alternatives = alternatives
 
@@ -274,8 +215,8 @@ class ExtractiveAnswerer:
         if self.sure_model is not None:
             return self.sure_model.chance(reading) >= self.sure_threshold
         return (
-            reading.span.score >= DEFAULT_SURE_CONFIDENCE
-            and reading.coverage >= DEFAULT_SURE_COVERAGE
+            reading.span.score >= self.sure_confidence
+            and reading.coverage >= self.sure_coverage
             and not reading.year_conflict
         )
 
@@ -340,11 +281,3 @@ def _with(answer: ExtractedAnswer, **meta: Any) -> ExtractedAnswer:
 
 def _words(text: str | None) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", (text or "").lower()))
-
-
-def year_conflict(question: str, sentence: str) -> bool:
-    """Whether the question names a year and the sentence names years, none of them the question's
-    ("What did ASML earn in 2024?" against "In 2025 ASML earned ...")."""
-    asked = set(_YEAR.findall(question))
-    said = set(_YEAR.findall(sentence))
-    return bool(asked and said and not asked & said)

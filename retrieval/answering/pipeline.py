@@ -14,9 +14,10 @@ from typing import Any
 from haystack import Document, Pipeline
 
 from retrieval.answering.answer import Alternative, Answer, Passage, Turn
-from retrieval.answering.decide import ExtractiveAnswerer, ReadingModel
+from retrieval.answering.decide import ExtractiveAnswerer
 from retrieval.answering.followup import FollowUpContextualizer
 from retrieval.answering.rerank import SentenceEvidenceRanker
+from retrieval.answering.rules import AnswerRules
 from retrieval.answering.sentence_reader import SentenceReader
 from retrieval.answering.spelling import SpellingCorrector
 from retrieval.answering.story import StoryFilter
@@ -43,11 +44,7 @@ def build_question_pipeline(
     embedder: Any,
     reader: Any,
     onnx: Callable[[], OnnxEmbedder],
-    min_reader_score: float = 0.5,
-    no_answer_model: tuple[float, ...] | None = None,
-    fallback_score: float | None = None,
-    sure_model: tuple[float, ...] | None = None,
-    sure_threshold: float = 0.5,
+    rules: AnswerRules | None = None,
 ) -> Pipeline:
     """The pipeline over `store`'s retrieval. The sentence reader (on `onnx()`) picks the best sentences; with a
     `reader`, it reads the windows around them for a span, else the best sentence is the answer."""
@@ -80,12 +77,8 @@ def build_question_pipeline(
             sentences,
             windows=answers.reader_windows,
             margin=answers.reader_window_margin,
-            min_score=min_reader_score,
-            no_answer_model=ReadingModel(*no_answer_model) if no_answer_model else None,
-            fallback_score=fallback_score,
-            sure_model=ReadingModel(*sure_model) if sure_model else None,
-            sure_threshold=sure_threshold,
             lexicon=ports.lexicon,
+            **(rules or AnswerRules()).answerer_options(),
         )
     pipeline.add_component("answerer", answerer)
     pipeline.connect("followup.reader_question", "answerer.query")

@@ -109,7 +109,8 @@ def is_question_answering_model(path: Path) -> bool:
 
 def reader_calibration(path: Path) -> dict[str, Any]:
     """A reader's fitted values from its calibration.json, those it has: `calibration_factor`,
-    `min_reader_score`, `fallback_sentence_score` and `sure_threshold` (floats), and `no_answer_model`
+    `min_reader_score`, `fallback_sentence_score`, `sure_threshold`, and the fixed band thresholds
+    `sure_confidence` and `sure_coverage` (floats), and `no_answer_model`
     and `sure_model` (the weights of a `ReadingModel`, in its order; 0 for weights an older file lacks).
 
     A reader without the file has none. A file that cannot be read, is not a JSON object, or holds
@@ -130,7 +131,7 @@ def reader_calibration(path: Path) -> dict[str, Any]:
         for key in ("calibration_factor", "min_reader_score")
         if _number(data.get(key)) and 0 < data[key] < 100
     }
-    for key in ("fallback_sentence_score", "sure_threshold"):
+    for key in ("fallback_sentence_score", "sure_threshold", "sure_confidence", "sure_coverage"):
         value = data.get(key)
         if _number(value) and 0 <= value <= 1:
             found[key] = float(value)
@@ -157,6 +158,8 @@ CALIBRATION_KEYS = (
     "min_reader_score",
     "fallback_sentence_score",
     "sure_threshold",
+    "sure_confidence",
+    "sure_coverage",
     "no_answer_model",
     "sure_model",
 )
