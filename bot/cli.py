@@ -94,7 +94,7 @@ def chat(index_dir: IndexOpt = None, config: ConfigOpt = None, top_k: TopKOpt = 
     engine = engine_for(settings)
     if engine.is_empty():
         err.print(f"The index is empty: indexing {describe_paths(settings.index.corpus)} first.", style="dim")
-        index_with_progress(engine.index_corpus)
+        index_with_progress(engine.index_corpus, corpus=True)
     engine.warm_up()
     raise typer.Exit(run_chat(engine, out))
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.progress import progress_bars
+from bot.words import plural
 from retrieval.settings import Settings, load_settings
 
 out = Console(highlight=False)
@@ -84,12 +85,20 @@ def warn(message: str) -> None:
     err.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
 
 
-def _warn_skipped(skipped: list[Any]) -> None:
+def _warn_skipped(skipped: list[Any], corpus: bool = False) -> None:
+    """A warning for each skipped file; for the configured corpus (indexed by the chat on first use),
+    files that are no articles (of an unsupported type) are named in one quiet line instead."""
+    others = [file for file in skipped if corpus and file.reason.startswith("unsupported type")]
     for file in skipped:
-        warn(f"skipped {file.path}: {file.reason}")
+        if file not in others:
+            warn(f"skipped {file.path}: {file.reason}")
+    if others:
+        names = ", ".join(Path(str(file.path)).name for file in others)
+        left_out = f"{plural(len(others), 'file')} that {'is' if len(others) == 1 else 'are'} no article"
+        err.print(f"Left out {left_out}: {names}.", style="dim", markup=False)
 
 
-def index_with_progress(index: Callable[..., Any], quiet: bool = False) -> Any:
+def index_with_progress(index: Callable[..., Any], quiet: bool = False, corpus: bool = False) -> Any:
     """Run `index(progress=...)` with a rich progress bar on stderr; warns about each skipped file."""
     from retrieval.ingest.indexing import NothingToIndexError
 
@@ -97,9 +106,9 @@ def index_with_progress(index: Callable[..., Any], quiet: bool = False) -> Any:
         with progress_bars(err, quiet) as update:
             report = index(progress=update)
     except NothingToIndexError as error:  # the bars are gone before the warnings are printed
-        _warn_skipped(error.skipped)
+        _warn_skipped(error.skipped, corpus)
         raise
-    _warn_skipped(report.skipped)
+    _warn_skipped(report.skipped, corpus)
     return report
 
 
