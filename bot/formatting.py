@@ -7,8 +7,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
 from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, plural
-from retrieval.answering.answer import Answer, Passage
+from retrieval.answering.answer import Answer
 from retrieval.ingest.feeds import WebReport
 
 KIND_LABELS = {
@@ -73,25 +74,32 @@ def render_more(answer: Answer | None) -> RenderableType:
 
 
 def render_sources(answer: Answer | None) -> RenderableType:
-    """The passages behind an answer, best first."""
-    if answer is None or not answer.passages:
-        return Text("No sources yet: ask a question first.")
-    table = Table(show_lines=True, expand=True)
-    table.add_column("#", justify="right", width=3)
-    table.add_column("Article", ratio=1)
-    table.add_column("Passage", ratio=4)
-    for number, passage in enumerate(answer.passages, 1):
-        table.add_row(str(number), _passage_article(passage), Text(passage.text))
-    return Group(Text("Sources of the last answer:", style="bold"), table)
+    """Where the last answer came from: its article and at most two close runners-up from other
+    articles (title, date, address); after "I don't know", the articles looked at, in one line."""
+    if answer is None:
+        return Text(NO_QUESTION_FOR_SOURCES)
+    if answer.kind == "reply":
+        return Text(OWN_WORDS)
+    found = sources_of(answer)
+    if found.article is None:
+        return Text(looked_at_line(found.looked_at))
+    lines = [Text("Article: ", style="dim") + _article_line(found.article)]
+    if found.runners_up:
+        lines.append(Text("Other articles that came close:", style="dim"))
+        lines.extend(Text("  ") + _article_line(article) for article in found.runners_up)
+    return Group(*lines)
+
+
+def _article_line(article: Article) -> Text:
+    line = Text(article.title, style="bold")
+    for part in dated_link(article.published, article.url):
+        line.append(f" · {part}")
+    return line
 
 
 def dated_link(published: str, url: str) -> list[str]:
     """The lines shown under an article's title: its date and its web address, when known."""
     return [line for line in (published, url) if line]
-
-
-def _passage_article(passage: Passage) -> Text:
-    return Text("\n".join([passage.title, *dated_link(passage.published, passage.url)]))
 
 
 def render_web_report(report: WebReport) -> Text:

@@ -16,3 +16,13 @@ NO_QUESTION_FOR_MORE = "Ask a question first; then /more shows the other answers
 
 def no_other_answers(question: str) -> str:
     return f"I found no other answer to “{question}”."
+
+
+NO_WORDS = "I can only answer questions in words: please write your question as text."
+
+
+def unreadable_question(question: str) -> str | None:
+    """Why a question cannot be asked as it is (no letter or digit: emoji, punctuation), or None."""
+    if not any(character.isalnum() for character in question):
+        return NO_WORDS
+    return None

@@ -113,5 +113,5 @@ def test_adding_articles_counts_against_the_rate_limit(bot, site):
     replies = [api.ask(BUSY_ADMIN, url)[0] for url in urls[:10]]
     assert all(reply.visible_text.startswith("Added") for reply in replies)
     [too_fast] = api.ask(BUSY_ADMIN, urls[10])
-    assert "faster than I can answer" in too_fast.visible_text
+    assert "faster than I can fetch them" in too_fast.visible_text
     assert site.requests["/tg/many/10"] == 0

@@ -222,7 +222,7 @@ def test_a_flood_of_questions_gets_its_answers_and_one_too_fast_reply(bot, logs)
     assert_quiet(logs)
 
 
-def test_a_flood_of_commands_and_stickers_gets_at_most_the_message_budget_of_replies(bot, logs):
+def test_a_flood_of_commands_and_stickers_gets_the_message_budget_of_replies_and_one_notice(bot, logs):
     api = bot
     chat = 6402
     for number in range(100):
@@ -234,7 +234,9 @@ def test_a_flood_of_commands_and_stickers_gets_at_most_the_message_budget_of_rep
     replies = api.wait_for(lambda: len(api.messages(chat)) >= budget and api.messages(chat), timeout=60)
     api.press(replies[0], "end-of-flood", user_id=chat)
     api.wait_for(lambda: api.calls("answerCallbackQuery"), timeout=60, what="the flood to be handled")
-    assert len(api.messages(chat)) == budget
+    replies = api.messages(chat)
+    assert len(replies) == budget + 1  # and one notice of the cool-down
+    assert "Please try again in" in replies[-1].visible_text
     assert_quiet(logs)
 
 

@@ -76,12 +76,46 @@ def test_unknown_answer_says_i_dont_know_and_echoes_the_question_escaped():
     assert "Is <b>x</b> & y?" in text_of([chunk]) and "cut <short>" in text_of([chunk])
 
 
-def test_sources_list_passages_with_file_names_but_not_server_folders():
+def test_sources_name_the_article_by_its_title_without_file_names_or_scores():
     text = text_of(format_sources(EXTRACTIVE))
-    assert "Sources for “Who declared the <talks> dead?”" in text
-    assert "1. Talks & <deals> (talks.txt) · score 0.91" in text
-    assert "A passage about <talks> & more." in text
-    assert "/srv/private" not in text
+    assert text == "📰 Talks & <deals>"
+    assert "/srv/private" not in text and "talks.txt" not in text and "0.91" not in text
+
+
+def _passage(number: int, score: float, title: str = "", url: str = "", published: str = "") -> Passage:
+    source = url or f"/srv/articles/{number:03d}_2702eb2bcdd00dd6.txt"
+    return Passage(f"p{number}", "text", title or f"Article {number}", source, score, published, url)
+
+
+def test_sources_add_at_most_two_close_runners_up_from_other_articles():
+    passages = (
+        _passage(1, 1.0, published="2026-03-01"),
+        _passage(1, 0.95),  # the same article again: not a runner-up
+        _passage(2, 0.9, url="https://news.example/two", published="2026-03-02"),
+        _passage(3, 0.85),
+        _passage(4, 0.82),
+        _passage(5, 0.5),  # not close: under RUNNER_UP_SHARE of the best
+    )
+    source = passages[0].source
+    answer = Answer(
+        "q", "x", 0.9, "extractive", title="Article 1", source=source, passages=passages, published="2026-03-01"
+    )
+    [chunk] = format_sources(answer)
+    text = telegram_html_to_text(chunk)
+    assert text.splitlines() == [
+        "📰 Article 1 · 2026-03-01",
+        "Other articles that came close:",
+        "• Article 2 · 2026-03-02",
+        "• Article 3",
+    ]
+    assert '<a href="https://news.example/two">Article 2</a>' in chunk
+    assert "2702eb2b" not in chunk and "0.9" not in chunk
+
+
+def test_sources_after_i_dont_know_name_the_articles_looked_at_in_one_line():
+    passages = (_passage(1, 0.4, "A"), _passage(2, 0.3, "B"), _passage(1, 0.2, "A"), _passage(3, 0.1, "C"))
+    text = text_of(format_sources(Answer("q", "", 0.0, "none", passages=passages)))
+    assert text == "I looked at 3 articles: “A”, “B” and “C”."
 
 
 def test_sources_before_any_question_explain_what_to_do():

@@ -27,7 +27,6 @@ class RateLimit:
         self.per_minute = per_minute
         self._clock = clock
         self._done: dict[int, deque[float]] = {}
-        self._quiet_until: dict[int, float] = {}
 
     def wait_seconds(self, user_id: int) -> float:
         """0 when the user may act now (the action is counted), else seconds until they may."""
@@ -40,14 +39,29 @@ class RateLimit:
         done.append(now)
         if len(self._done) > 10_000:  # forget idle users now and then
             self._done = {user: times for user, times in self._done.items() if times and now - times[-1] < 60}
-            self._quiet_until = {user: until for user, until in self._quiet_until.items() if until > now}
         return 0.0
 
-    def notice_due(self, user_id: int, wait: float) -> bool:
+    def refund(self, user_id: int) -> None:
+        """Uncounts the user's latest action (a message the engine answered in its own words)."""
+        done = self._done.get(user_id)
+        if done:
+            done.pop()
+
+
+class CoolDownNotices:
+    """One notice per user and cool-down, whichever limit the user ran into: a flood gets one reply."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._quiet_until: dict[int, float] = {}
+
+    def due(self, user_id: int, wait: float) -> bool:
         """True for a user's first refusal in a cool-down of `wait` seconds (tell them once), then False."""
         now = self._clock()
         if now < self._quiet_until.get(user_id, 0.0):
             return False
+        if len(self._quiet_until) > 10_000:  # forget cool-downs that are over now and then
+            self._quiet_until = {user: until for user, until in self._quiet_until.items() if until > now}
         self._quiet_until[user_id] = now + wait
         return True
 

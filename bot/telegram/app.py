@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 
-from telegram import LinkPreviewOptions
+from telegram import BotCommand, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
@@ -23,6 +23,7 @@ from telegram.request import HTTPXRequest
 from bot.telegram.access import PerChatOrder
 from bot.telegram.connection import BotApiRequest, BotApplication, RetryingRateLimiter, TokenRejection
 from bot.telegram.feedback import FeedbackLog, feedback_path
+from bot.telegram.format import COMMANDS
 from bot.telegram.handlers import QuestionAnswerer, TelegramFrontEnd
 from bot.telegram.refresh import schedule_feed_refresh
 from bot.telegram.updates import MalformedUpdates, UpdateReader
@@ -111,6 +112,7 @@ async def serve(
             logger.warning("Polling Telegram failed (%s); retrying.", error)
 
     await _initialize(application)
+    await _register_commands(application)
     webhook_server = WebhookServer(webhook, application.bot, application.update_queue) if webhook else None
     watching = asyncio.create_task(_set_when(rejection.event, stop))
     # PTB logs a traceback when a 401 ends its polling loop; the error raised below says it in one line.
@@ -234,6 +236,14 @@ async def _initialize(application: Application) -> None:
         where = _without_token(bot.base_url, bot.token)
         reason = redact_in_logs(bot.token).redact(str(exc))
         raise QabotError(f"cannot reach the Telegram Bot API at {where}: {reason}") from None
+
+
+async def _register_commands(application: Application) -> None:
+    """Telegram's command menu lists what /help lists; a failure is a warning, the bot runs anyway."""
+    try:
+        await application.bot.set_my_commands([BotCommand(command, words) for command, words in COMMANDS])
+    except TelegramError as exc:
+        logger.warning("Could not register the bot's commands with Telegram: %s", exc)
 
 
 def _without_token(base_url: str, token: str) -> str:

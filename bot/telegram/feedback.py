@@ -46,6 +46,9 @@ def feedback_path(settings: Settings) -> Path:
     return settings.data.dir / FEEDBACK_FILE_NAME
 
 
+READ_THE_ARTICLE = "📰 Read the article"
+
+
 def feedback_keyboard(question_message_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
@@ -55,3 +58,11 @@ def feedback_keyboard(question_message_id: int) -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def answer_keyboard(question_message_id: int, answer: Answer) -> InlineKeyboardMarkup:
+    """The 👍/👎 buttons, and under them a "Read the article" link for an answer from a web article."""
+    rows = [list(row) for row in feedback_keyboard(question_message_id).inline_keyboard]
+    if answer.known and answer.url.startswith(("http://", "https://")):
+        rows.append([InlineKeyboardButton(READ_THE_ARTICLE, url=answer.url)])
+    return InlineKeyboardMarkup(rows)

@@ -12,13 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
 from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers
-from retrieval.answering.answer import Answer, Passage
+from retrieval.answering.answer import Answer
 
 # Telegram refuses messages longer than this: UTF-16 code units of the text after HTML parsing.
 MESSAGE_LIMIT = 4096
-# A passage in /sources is cut to this many characters (the whole passage rarely helps).
-PASSAGE_PREVIEW_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -209,31 +208,26 @@ def format_answer(answer: Answer, limit: int = MESSAGE_LIMIT) -> list[str]:
     return to_chunks(answer_blocks(answer), limit)
 
 
-def _passage_blocks(number: int, passage: Passage) -> list[Block]:
-    heading = [
-        Span(f"{number}. "),
-        _title_span(passage.title, passage.url or passage.source),
-        *_date_spans(passage.published),
-    ]
-    name = _source_name(passage.source)
-    if name and not passage.source.startswith(("http://", "https://")):
-        heading.append(Span(f" ({name})"))
-    heading.append(Span(f" · score {passage.score:.2f}"))
-    text = passage.text
-    if len(text) > PASSAGE_PREVIEW_CHARS:
-        text = text[:PASSAGE_PREVIEW_CHARS].rsplit(" ", 1)[0] + " …"
-    return [Block(tuple(heading)), Block((Span(text),), "blockquote expandable")]
+def _article_spans(article: Article) -> tuple[Span, ...]:
+    """An article's title (a link for a web article) and date."""
+    title = Span(article.title, href=article.url) if article.url else Span(article.title, "i")
+    return (title, *_date_spans(article.published))
 
 
 def format_sources(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
-    """The passages behind an answer, for /sources."""
+    """Where the last answer came from, for /sources: its article and at most two close runners-up
+    from other articles; after "I don't know", the articles looked at. One short message."""
     if answer is None:
-        return to_chunks([_text("Ask a question first; then /sources lists the passages behind the answer.")])
-    if not answer.passages:
-        return to_chunks([Block((Span("No passages were found for “"), Span(answer.question, "i"), Span("”.")))])
-    blocks = [Block((Span("Sources for “"), Span(answer.question, "i"), Span("”:")))]
-    for number, passage in enumerate(answer.passages, start=1):
-        blocks.extend(_passage_blocks(number, passage))
+        return to_chunks([_text(NO_QUESTION_FOR_SOURCES)], limit)
+    if answer.kind == "reply":
+        return to_chunks([_text(OWN_WORDS)], limit)
+    found = sources_of(answer)
+    if found.article is None:
+        return to_chunks([_text(looked_at_line(found.looked_at))], limit)
+    blocks = [Block((Span("📰 "), *_article_spans(found.article)))]
+    if found.runners_up:
+        blocks.append(_text("Other articles that came close:"))
+        blocks.extend(Block((Span("• "), *_article_spans(article))) for article in found.runners_up)
     return to_chunks(blocks, limit)
 
 
@@ -262,18 +256,25 @@ def format_welcome(examples: Sequence[str]) -> str:
     return to_chunks(blocks)[0]
 
 
+# The bot's commands and what each does: listed by /help and in Telegram's command menu.
+COMMANDS = (
+    ("ask", "ask a question (in groups: also mention me or reply to me)"),
+    ("sources", "the article behind my last answer, and others that came close"),
+    ("more", "the other answers I found for the last question"),
+    ("about", "what I have read: articles, sources, the newest, the reader model"),
+    ("add", "add a news article by its address (admins only; sending the link works too)"),
+    ("reset", "forget the conversation so far"),
+    ("start", "the welcome, with example questions"),
+    ("help", "this message"),
+)
+_ARGUMENTS = {"ask": " <i>question</i>", "add": " <i>URL</i>"}
 HELP_TEXT = "\n".join(
     [
         "<b>How to use me</b>",
         "Send a question as a message and I answer from the indexed news articles.",
         "Follow-up questions (“When did he say that?”) are understood in context.",
         "",
-        "/ask <i>question</i> – ask a question (in groups: also mention me or reply to me)",
-        "/sources – the passages behind my last answer",
-        "/more – the other answers I found for the last question",
-        "/add <i>URL</i> – add a news article (admins only; sending the link works too)",
-        "/reset – forget the conversation so far",
-        "/help – this message",
+        *(f"/{command}{_ARGUMENTS.get(command, '')} – {escape(words)}" for command, words in COMMANDS),
         "",
         "Rate my answers with 👍 or 👎: it helps improve me.",
     ]

@@ -7,6 +7,7 @@ current index while the new one is written, and from the new one once it is live
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -16,6 +17,8 @@ from retrieval.errors import QabotError
 
 logger = logging.getLogger(__name__)
 
+# Where the time of the last refresh is kept, in the application's bot_data (for /about).
+LAST_REFRESH = "last_refresh"
 # The first refresh waits this long after start-up, so that the bot answers from the first second.
 FIRST_REFRESH_SECONDS = 5.0
 
@@ -35,6 +38,7 @@ def schedule_feed_refresh(application: Application, engine: Any, minutes: float)
         except QabotError as exc:
             logger.warning("Refreshing the feeds failed: %s", exc)
             return
+        context.bot_data[LAST_REFRESH] = dt.datetime.now(dt.UTC)
         for failure in report.failed:
             logger.warning("Could not fetch %s: %s", failure.path, failure.reason)
         logger.info(
