@@ -140,7 +140,8 @@ def sources(index_dir: IndexOpt = None, config: ConfigOpt = None, as_json: JsonO
     for source, entry in sorted(table.items()):
         date = f", {entry['published']}" if entry.get("published") else ""
         passages = plural(entry.get("passages", 0), "passage")
-        out.print(f"{source}  {entry.get('title', '')} ({passages}{date})", markup=False)
+        cut = ", incomplete: index it again, or remove it" if entry.get("incomplete") else ""
+        out.print(f"{source}  {entry.get('title', '')} ({passages}{date}{cut})", markup=False)
     out.print(f"{plural(len(table), 'article')} in {engine.store.location}.", markup=False)
 
 

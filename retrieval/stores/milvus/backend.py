@@ -48,7 +48,7 @@ class MilvusStore:
         self._connection = MilvusConnection(self.uri, self.settings.timeout, token)
         self._lock = self._connection.lock
         self._tokenize = Terms()
-        self._writer = MilvusWriter(self._connection, self._collections, self._tokenize, self.sources)
+        self._writer = MilvusWriter(self._connection, self._collections, self._tokenize, self._source_table)
         self._lexicon: MilvusLexicon | None = None
         self._lexicon_at = 0.0
         self._checked = False
@@ -96,6 +96,14 @@ class MilvusStore:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def sources(self) -> dict[str, dict[str, Any]]:
+        """The source table, and as incomplete entries the sources of any passages it lacks (see `writer.py`)."""
+        if not self.exists():
+            return {}
+        table = self._source_table()
+        return {**table, **self._writer.unlisted(table, self.count())}
+
+    def _source_table(self) -> dict[str, dict[str, Any]]:
+        """The rows of the sources collection."""
         if not self.exists():
             return {}
         rows = self._connection.query_all(self.sources_collection, "", ["id", "entry"])

@@ -1,7 +1,23 @@
 """Writing to the Milvus collections: the writer's lock, then the passages, term counts and sources.
 
-Milvus has no transactions: a write deletes the replaced passages, inserts the new ones and
-updates the sources last, so a write cut short is completed by running it again.
+Milvus has no transactions, so a write keeps the source table covering every passage at each step:
+
+1. every source the write touches (`update.replaced`: new, changed, removed or expired articles) is
+   first written to the sources collection marked `"incomplete": true`, without its file hash;
+2. the replaced passages are deleted and the new ones inserted, then the term counts updated;
+3. the sources are written last, as the update has them (the mark gone, the passage counts those
+   stored), and the removed ones deleted.
+
+A write cut short anywhere (a crash, `kill -9`) leaves each passage under a listed source: a source
+marked incomplete is listed by `qabot sources`, removed with all its passages by `qabot remove`, and
+indexed again in full by the next `qabot index` (no file hash, so it is never "unchanged").
+
+Collections written before the mark existed may hold passages whose source is not listed at all:
+`unlisted` finds them (only when the table's passage counts do not add up to the collection's), and
+`MilvusStore.sources` lists them as incomplete, so they are seen and removable too; the next write
+stores them in the table. It also gives the incomplete sources the number of passages they hold.
+Term counts (re-ranking statistics) may be slightly off after a write cut short; `qabot index
+--rebuild` makes them exact again.
 """
 
 from __future__ import annotations
@@ -40,8 +56,14 @@ def _batches(items: list[_T], size: int) -> Iterator[list[_T]]:
         yield items[start : start + size]
 
 
+def incomplete(entry: dict[str, Any]) -> dict[str, Any]:
+    """A source table entry marked as not completely written: listed, removable, and never "unchanged"."""
+    return {**{key: value for key, value in entry.items() if key != "file_hash"}, "incomplete": True}
+
+
 class MilvusWriter:
-    """Applies a `StoreUpdate` to existing collections; `read_sources` reads the stored source table."""
+    """Applies a `StoreUpdate` to existing collections; `read_sources` reads the stored source table
+    (its rows only: not the unlisted sources that `MilvusStore.sources` adds)."""
 
     def __init__(
         self,
@@ -97,12 +119,16 @@ class MilvusWriter:
         fresh = [p for p in update.passages if p.id not in kept_ids]
         for terms in self.tokenize([_search_text(p) for p in fresh]):
             term_delta.update(terms)
+        self._mark_incomplete(update)
         for batch in _batches(removed, _BATCH):
             ids = [row["id"] for row in batch]
             call(lambda client, ids=ids: client.delete(passages, ids=ids), "deleting passages")
-        self._insert(update, kept_ids, progress)
+        stored = self._insert(update, kept_ids, progress)
         self._update_terms(term_delta)
-        self._update_sources(update.sources)
+        sources = dict(update.sources)
+        for source in update.replaced & set(sources):
+            sources[source] = {**sources[source], "passages": stored[source]}
+        self._update_sources(sources)
         # Seal what was written: Milvus Lite searches unsealed rows one by one (3.6 s against 40 ms
         # a question at 2,000 passages); a server flushes on its own schedule, and this is cheap.
         call(lambda client: [client.flush(name) for name in self.collections.names], "flushing")
@@ -115,15 +141,44 @@ class MilvusWriter:
             rows += self.connection.query_all(self.collections.passages, where, ["id", "text"])
         return rows
 
-    def _insert(self, update: StoreUpdate, kept: set[str], progress: Callable[[str, int, int], None]) -> None:
-        """New passages are inserted; those whose id is already stored (`kept`) are upserted."""
+    def _mark_incomplete(self, update: StoreUpdate) -> None:
+        """Before any passage changes, list every source the write touches as incomplete (step 1 above)."""
+        if not update.replaced:
+            return
+        old = self.read_sources()
+        rows = [
+            {"id": source, "entry": incomplete(update.sources.get(source) or old.get(source) or {}), DUMMY: [0.0, 0.0]}
+            for source in sorted(update.replaced)
+        ]
+        for batch in _batches(rows, 1000):
+            self.connection.call(
+                lambda client, batch=batch: client.upsert(self.collections.sources, batch), "writing sources"
+            )
+
+    def unlisted(self, table: dict[str, dict[str, Any]], count: int) -> dict[str, dict[str, Any]]:
+        """The sources of passages that `table` (the stored source table) lacks, as incomplete entries,
+        and the incomplete entries of `table` with the passages they hold; the passages are read only
+        when the table's counts do not add up to `count`, the collection's."""
+        if count == sum(int(entry.get("passages", 0) or 0) for entry in table.values()):
+            return {}
+        rows = self.connection.query_all(self.collections.passages, "", ["source", "title"])
+        held = Counter(str(row["source"]) for row in rows)
+        titles = {str(row["source"]): str(row.get("title") or "") for row in rows}
+        found = {source: incomplete({"title": titles[source]}) for source in set(held) - set(table)}
+        found |= {source: entry for source, entry in table.items() if entry.get("incomplete")}
+        return {source: {**entry, "passages": held[source]} for source, entry in found.items()}
+
+    def _insert(self, update: StoreUpdate, kept: set[str], progress: Callable[[str, int, int], None]) -> Counter[str]:
+        """New passages are inserted; those whose id is already stored (`kept`) are upserted.
+        Returns how many passages each source has stored."""
         call, passages = self.connection.call, self.collections.passages
         starts = np.cumsum([0, *[len(p.sentence_spans) for p in update.passages]])
-        rows = []
+        rows, stored = [], Counter[str]()
         for i, passage in enumerate(update.passages):
             if len(passage.content.encode("utf-8")) > MAX_VARCHAR:
                 logger.warning("A passage of %s is longer than Milvus allows (64 KB) and was left out", passage.source)
                 continue
+            stored[passage.source] += 1
             rows.append(
                 {
                     "id": passage.id,
@@ -148,6 +203,7 @@ class MilvusWriter:
             if old:
                 call(lambda client, old=old: client.upsert(passages, old), "writing passages")
             progress("writing to Milvus", min(start + _BATCH, len(rows)), len(rows))
+        return stored
 
     def _update_terms(self, delta: Counter[str]) -> None:
         call, table = self.connection.call, self.collections.terms
