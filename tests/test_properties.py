@@ -69,7 +69,7 @@ def ask_or_refusal(engine: Any, question: str, history: tuple[Turn, ...] = ()) -
     except QabotError as refusal:
         assert str(refusal) and "\n" not in str(refusal)
         return None
-    assert isinstance(answer, Answer) and answer.kind in {"extractive", "sentence", "none"}
+    assert isinstance(answer, Answer) and answer.kind in {"extractive", "sentence", "none", "reply"}
     assert 0.0 <= answer.score <= 1.0 + 1e-6
     return answer
 

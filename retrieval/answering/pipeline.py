@@ -150,7 +150,7 @@ def answer_from(
     return Answer(
         question=question,
         text=extracted.data,
-        confidence=extracted.meta.get("band", "unsure") if _clear(question, notices) else "unsure",
+        confidence=extracted.meta.get("band", "unsure") if _clear(question, search_query, notices) else "unsure",
         alternatives=tuple(_alternative(a) for a in extracted.meta.get("alternatives", ())),
         score=round(float(extracted.score), 4),
         kind=extracted.meta["kind"],
@@ -167,10 +167,11 @@ def answer_from(
     )
 
 
-def _clear(question: str, notices: tuple[str, ...]) -> bool:
-    """Whether a question says enough for a sure answer: two words or more, one of them a term search
-    weighs, and not cut short (a one-word, all-function-word or overlong question is never sure)."""
-    return not notices and len(question.split()) >= 2 and bool(question_terms(question))
+def _clear(question: str, search_query: str, notices: tuple[str, ...]) -> bool:
+    """Whether a question says enough for a sure answer: two words or more, a term search weighs in it
+    or in the conversation it continues (its search query), and not cut short (a one-word,
+    all-function-word or overlong question is never sure)."""
+    return not notices and len(question.split()) >= 2 and bool(question_terms(search_query or question))
 
 
 def _alternative(answer: Any) -> Alternative:
