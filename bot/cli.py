@@ -75,7 +75,11 @@ def ask(
     engine = engine_for(answering_settings(config, index_dir, top_k, reader))
     answer = engine.ask(question)
     if as_json:  # the operator's note (e.g. no reader model) is also in the JSON, for scripts
-        print_json({**answer.to_dict(), "notices": [*answer.notices, *filter(None, [engine.reader_notice])]})
+        from bot.dates import date_meant
+
+        meant = date_meant(answer.text, answer.published) if answer.known else ""
+        notices = [*answer.notices, *filter(None, [engine.reader_notice])]
+        print_json({**answer.to_dict(), **({"date_meant": meant} if meant else {}), "notices": notices})
         return
     from bot.formatting import render_answer
 

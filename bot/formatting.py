@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from bot.dates import with_date_meant
 from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
 from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, plural
 from retrieval.answering.answer import Answer
@@ -41,12 +42,13 @@ def render_answer(answer: Answer) -> RenderableType:
     rows.add_column()
     sure = answer.confidence == "sure"
     if sure:
-        rows.add_row("Answer", Text(answer.text, style="bold green" if answer.kind == "extractive" else "bold"))
+        shown = with_date_meant(answer.text, answer.published)
+        rows.add_row("Answer", Text(shown, style="bold green" if answer.kind == "extractive" else "bold"))
     else:
         rows.add_row("", Text(UNSURE_LEAD, style="bold"))
         rows.add_row("Passage", highlighted_evidence(answer))
         if answer.kind == "extractive":
-            rows.add_row("Closest", Text(answer.text))
+            rows.add_row("Closest", Text(with_date_meant(answer.text, answer.published)))
     confidence = f"{answer.score:.2f}, {BAND_WORDS[answer.confidence]} ({KIND_LABELS[answer.kind]})"
     rows.add_row("Confidence", confidence)
     rows.add_row("Article", escape(answer.title) or "-")
@@ -67,7 +69,8 @@ def render_more(answer: Answer | None) -> RenderableType:
     rows.add_column(style="dim", justify="right")
     rows.add_column()
     for number, other in enumerate(answer.alternatives, 1):
-        rows.add_row(f"{number}.", Text(f"{other.text} ({other.score:.2f})", style="bold"))
+        shown = with_date_meant(other.text, other.published)
+        rows.add_row(f"{number}.", Text(f"{shown} ({other.score:.2f})", style="bold"))
         rows.add_row("", Text(other.evidence))
         rows.add_row("", Text(" · ".join(part for part in (other.title, other.published) if part), style="dim"))
     return Group(Text(f"Other answers to “{answer.question}”:", style="bold"), rows)

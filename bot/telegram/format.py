@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from bot.dates import with_date_meant
 from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
 from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers
 from retrieval.answering.answer import Answer
@@ -195,7 +196,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
         else:
             if answer.kind == "sentence":
                 blocks.append(_text("No exact answer; this sentence from the articles looks most relevant:", "i"))
-            blocks.append(_text(answer.text, "b"))
+            blocks.append(_text(with_date_meant(answer.text, answer.published), "b"))
         blocks.append(Block((confidence, title, *_date_spans(answer.published))))
         if answer.confidence == "sure" and answer.evidence and answer.evidence.strip() != answer.text.strip():
             blocks.append(Block(evidence, "blockquote"))
@@ -240,7 +241,8 @@ def format_more(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
     blocks = [Block((Span("Other answers to “"), Span(answer.question, "i"), Span("”:")))]
     for number, other in enumerate(answer.alternatives, start=1):
         title = _title_span(other.title, other.url or other.source)
-        blocks.append(Block((Span(f"{number}. "), Span(other.text, "b"), Span(f" ({other.score:.0%}) · "), title)))
+        shown = Span(with_date_meant(other.text, other.published), "b")
+        blocks.append(Block((Span(f"{number}. "), shown, Span(f" ({other.score:.0%}) · "), title)))
         start = other.evidence.find(other.text)
         blocks.append(Block(_highlighted(other.evidence, start, start + len(other.text)), "blockquote"))
     return to_chunks(blocks, limit)
