@@ -265,11 +265,14 @@ COMMANDS = (
     ("more", "the other answers I found for the last question"),
     ("about", "what I have read: articles, sources, the newest, the reader model"),
     ("add", "add a news article by its address (admins only; sending the link works too)"),
+    ("list", "the newest articles with their ids (admins only)"),
+    ("remove", "remove an article by its id from /list (admins only)"),
+    ("feeds", "the feeds and when they were last read (admins only)"),
     ("reset", "forget the conversation so far"),
     ("start", "the welcome, with example questions"),
     ("help", "this message"),
 )
-_ARGUMENTS = {"ask": " <i>question</i>", "add": " <i>URL</i>"}
+_ARGUMENTS = {"ask": " <i>question</i>", "add": " <i>URL</i>", "remove": " <i>id</i>"}
 HELP_TEXT = "\n".join(
     [
         "<b>How to use me</b>",

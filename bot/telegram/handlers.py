@@ -21,6 +21,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.about import about_lines
 from bot.examples import ExampleQuestions
 from bot.telegram.access import CoolDownNotices, RateLimit, allowed
+from bot.telegram.admin import AdminCommands, admin_only
 from bot.telegram.feedback import FEEDBACK_DATA, FeedbackLog, answer_keyboard
 from bot.telegram.format import HELP_TEXT, format_answer, format_more, format_sources, format_welcome, plain
 from bot.telegram.messages import (
@@ -63,7 +64,6 @@ FORGOTTEN = "OK, I've forgotten our conversation; the next question starts afres
 THANKS = "Thanks for your feedback!"
 CANNOT_RATE = "Sorry, I no longer remember that answer, so it can't be rated."
 UNKNOWN_BUTTON = "Sorry, this button doesn't do anything (any more)."
-NOT_ADMIN = "Sorry, only the bot's admins can add articles; you can ask me about the ones I have."
 EMPTY_ADD = "Write the article's address after /add, for example: /add https://example.org/news/story"
 ADDED = "Added “{title}” ({passages})."
 ALREADY_ADDED = "I already have “{title}” ({passages}), unchanged."
@@ -97,6 +97,7 @@ class TelegramFrontEnd:
         self.add_limit = RateLimit(settings.questions_per_minute)
         self.notices = CoolDownNotices()
         self.examples = ExampleQuestions(engine, EXAMPLE_QUESTIONS)
+        self.admin = AdminCommands(engine, settings.admins, self._admit)
 
     def register(self, application: Application) -> None:
         private = filters.ChatType.PRIVATE
@@ -111,6 +112,7 @@ class TelegramFrontEnd:
                 CommandHandler("about", self.about, filters=new_message),
                 CommandHandler("reset", self.reset, filters=new_message),
                 CommandHandler("add", self.add, filters=new_message),
+                *self.admin.handlers(),
                 MessageHandler(new_message & filters.TEXT & ~filters.COMMAND, self.text),
                 MessageHandler(new_message & private & filters.COMMAND, self.unknown_command),
                 MessageHandler(new_message & ~filters.TEXT & ~filters.StatusUpdate.ALL, self.not_text),
@@ -254,10 +256,7 @@ class TelegramFrontEnd:
         message = message_of(update)
         if not await self._admit(update):
             return
-        user = update.effective_user
-        if user is None or user.id not in self.settings.admins:
-            logger.info("Refused to add an article for user %s: not an admin", user.id if user else None)
-            await message.reply_html(plain(NOT_ADMIN))
+        if not await admin_only(update, self.settings.admins, f"add the article {url.strip()[:200]}", "add articles"):
             return
         url = url.strip()
         if not _LINK.fullmatch(url):
