@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     """`count` and `noun`, in the plural unless `count` is 1: plural(1, "new passage") is "1 new passage"."""
@@ -26,3 +28,13 @@ def unreadable_question(question: str) -> str | None:
     if not any(character.isalnum() for character in question):
         return NO_WORDS
     return None
+
+
+# The engine's errors speak to the command line: they name the `qabot` command that fixes them
+# (`qabot ask "…"`, `qabot index --rebuild`). A chat front end says its own words instead.
+_COMMAND_LINE = re.compile(r"\bqabot (?:index|ask|chat|bot|eval|refresh|sources|remove|models|feeds|store)\b")
+
+
+def names_a_command(message: str) -> bool:
+    """True when `message` tells its reader to run a `qabot` command: words for the command line."""
+    return _COMMAND_LINE.search(message) is not None

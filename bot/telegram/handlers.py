@@ -35,9 +35,9 @@ from bot.telegram.messages import (
     typing,
 )
 from bot.telegram.refresh import LAST_REFRESH
-from bot.words import plural, unreadable_question
+from bot.words import NO_WORDS, names_a_command, plural, unreadable_question
 from retrieval.answering.answer import Answer, Turn
-from retrieval.errors import QabotError, ServiceUnavailableError
+from retrieval.errors import InputError, QabotError, ServiceUnavailableError
 from retrieval.settings import TelegramSettings
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ EMPTY_ADD = "Write the article's address after /add, for example: /add https://e
 ADDED = "Added “{title}” ({passages})."
 ALREADY_ADDED = "I already have “{title}” ({passages}), unchanged."
 NOT_ADDED = "Sorry, I could not add {url}: {reason}."
+NEEDS_OPERATOR = "the index needs its operator's attention (the bot's log says why)"
 # A message that is one web address and nothing else: an admin adding an article.
 _LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 
@@ -239,7 +240,7 @@ class TelegramFrontEnd:
             return
         except QabotError as exc:
             self.rate_limit.refund(_sender(update))
-            await message.reply_html(plain(str(exc)))
+            await message.reply_html(plain(_said_to_askers(exc, update.update_id)))
             return
         if answer.kind == "reply":  # the engine's own words (a greeting): no question used up
             self.rate_limit.refund(_sender(update))
@@ -268,7 +269,11 @@ class TelegramFrontEnd:
             async with typing(message):
                 report = await asyncio.to_thread(self.engine.web.index_urls, [url])  # type: ignore[attr-defined]
         except QabotError as exc:
-            await message.reply_html(plain(NOT_ADDED.format(url=url, reason=exc)))
+            reason = str(exc)
+            if names_a_command(reason):  # meant for the command line: the operator's to fix
+                logger.error("Could not add %s for update %s: %s", url, update.update_id, exc)
+                reason = NEEDS_OPERATOR
+            await message.reply_html(plain(NOT_ADDED.format(url=url, reason=reason)))
             return
         if report.failed:
             reply = NOT_ADDED.format(url=url, reason=report.failed[0].reason)
@@ -333,6 +338,17 @@ class TelegramFrontEnd:
         except Exception:
             logger.exception("Could not make example questions")
             return []
+
+
+def _said_to_askers(error: QabotError, update_id: int) -> str:
+    """The engine's error in the bot's words: its message, unless that is meant for the command line
+    (a question the engine found empty gets NO_WORDS; the rest is the operator's, logged, with an apology)."""
+    if not names_a_command(str(error)):
+        return str(error)
+    if isinstance(error, InputError):
+        return NO_WORDS
+    logger.error("Could not answer update %s: %s", update_id, error)
+    return APOLOGY
 
 
 def _sender(update: Update) -> int:
