@@ -67,6 +67,8 @@ def test_a_2000_entry_feed_is_read_newest_first_up_to_max_entries(site, tmp_path
     fetched = {path for path in site.requests if path.startswith("/big/")}
     assert fetched == {f"/big/{number}" for number in range(newest)}
     assert site.fetched("/big/") == newest
+    record = engine.web.feeds.state()["refreshed"][feed]  # what /feeds shows of it
+    assert record["new"] == newest and record["at"].startswith(TODAY.isoformat()[:4])
 
 
 def _feeds_state(data_dir: Path) -> dict:

@@ -83,7 +83,7 @@ def test_remove_takes_a_source_out_of_the_index_and_answers_in_one_line(bot, cap
 def test_feeds_lists_the_feeds(bot):
     api, _, _ = bot
     [reply] = api.ask(ADMIN, "/feeds")
-    assert reply.visible_text.splitlines()[:2] == ["1 feed:", f"• {FEED}"]
+    assert reply.visible_text.splitlines()[:2] == ["1 feed:", f"• {FEED} · not read yet"]
     assert "Not refreshed since the bot started." in reply.visible_text
 
 
@@ -101,6 +101,12 @@ def test_anyone_else_is_refused_politely_and_nothing_changes(bot, caplog):
 def test_pure_renderings_without_sources_or_feeds():
     assert source_lines({}) == ["I have no articles yet: send me a link to one, or /add URL."]
     assert feed_lines([], None) == [NO_FEEDS] and "qabot feeds add URL" in NO_FEEDS
+    read = {"https://e.x/a.rss": {"at": "2026-12-05T14:02:09+00:00", "new": 3}}
+    lines = feed_lines(["https://e.x/a.rss", "https://e.x/b.rss"], None, read)
+    assert lines[1:3] == [
+        "• https://e.x/a.rss · read 2026-12-05 14:02 UTC · 3 new articles",
+        "• https://e.x/b.rss · not read yet",
+    ]
     many = {f"/news/{n}.txt": {"title": f"Story {n}", "published": f"2026-01-{n:02d}"} for n in range(1, 31)}
     lines = source_lines(many)
     assert lines[0] == "The newest 20 of 30 sources (id · title · date):" and len(lines) == 22

@@ -70,11 +70,21 @@ def source_lines(table: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def feed_lines(urls: list[str], last_refresh: dt.datetime | None) -> list[str]:
-    """/feeds: each feed, and when this bot last refreshed them (the feed state keeps no time per feed)."""
+def feed_lines(
+    urls: list[str], last_refresh: dt.datetime | None, refreshed: dict[str, dict[str, Any]] | None = None
+) -> list[str]:
+    """/feeds: each feed with its last refresh and the articles it brought then (from the feed state),
+    and when this bot last refreshed them all."""
     if not urls:
         return [NO_FEEDS]
-    lines = [f"{plural(len(urls), 'feed')}:", *(f"• {url}" for url in urls)]
+    lines = [f"{plural(len(urls), 'feed')}:"]
+    for url in urls:
+        record = (refreshed or {}).get(url)
+        if record and record.get("at"):
+            when = str(record["at"])[:16].replace("T", " ")
+            lines.append(f"• {url} · read {when} UTC · {plural(int(record.get('new', 0)), 'new article')}")
+        else:
+            lines.append(f"• {url} · not read yet")
     if last_refresh is not None:
         lines.append(f"Last refreshed: {last_refresh.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC.")
     else:
@@ -153,8 +163,9 @@ class AdminCommands:
         try:
             feeds = self.engine.web.feeds
             urls = await asyncio.to_thread(feeds.urls)
+            refreshed = (await asyncio.to_thread(feeds.state))["refreshed"]
         except QabotError as exc:
             await message_of(update).reply_html(plain(f"Sorry, I could not read the feed list: {exc}"))
             return
-        lines = feed_lines(urls, context.bot_data.get(LAST_REFRESH))
+        lines = feed_lines(urls, context.bot_data.get(LAST_REFRESH), refreshed)
         await _reply_lines(update, lines)

@@ -29,14 +29,17 @@ from retrieval.settings import Settings
 FIRST_PAUSE = dt.timedelta(hours=1)
 LONGEST_PAUSE = dt.timedelta(days=1)
 # The tables of the state file: "added" a list of URLs, the others objects of objects, by URL.
-STATE_TABLES = ("added", "validators", "entries", "failed")
+STATE_TABLES = ("added", "validators", "entries", "failed", "refreshed")
 MAX_STATE_BYTES = 64 * 1024 * 1024
 # The text fields of each object table's entries.
 TEXT_FIELDS = {
     "validators": ("etag", "last_modified"),
     "entries": ("source", "stamp"),
     "failed": ("feed", "title", "published", "stamp", "retry_at", "reason"),
+    "refreshed": ("at",),  # each feed's last read (ISO time) and how many articles it brought ("new")
 }
+# Fields that hold a whole number, in any table.
+COUNT_FIELDS = ("failures", "new")
 
 
 def now() -> dt.datetime:
@@ -95,8 +98,9 @@ def state_problem(state: Any) -> str:
         for value in table.values():
             if not all(isinstance(value.get(name, ""), str) for name in fields):
                 return f"'{key}' must hold text in {', '.join(fields)}"
-            if type(value.get("failures", 0)) is not int:
-                return f"'{key}' must hold a whole number in failures"
+            for name in COUNT_FIELDS:
+                if type(value.get(name, 0)) is not int:
+                    return f"'{key}' must hold a whole number in {name}"
     return ""
 
 
@@ -202,6 +206,7 @@ class FeedList:
                 raise InputError(f"cannot remove {wanted}: {where}", exit_code=2)
             state["added"].remove(url)
             state["validators"].pop(url, None)
+            state["refreshed"].pop(url, None)
             state["failed"] = {link: r for link, r in state["failed"].items() if r.get("feed") != url}
             _atomic_write_json(self.path, state)
 

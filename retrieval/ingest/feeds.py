@@ -209,6 +209,7 @@ class WebIndexer:
             except FetchError as exc:
                 report.failed.append(SkippedFile(feed_url, str(exc)))
                 continue
+            plan.read.add(feed_url)
             if page.not_modified:
                 report.feeds_unchanged += 1
                 continue
@@ -248,6 +249,8 @@ class WebIndexer:
             failures[link] = failure_record(state["failed"].get(link), feed, entry, reason, when)
             report.entries_failed.append(SkippedFile(link, reason))
         report.failed.extend(_summaries(report.entries_failed, plan.feed_of))
+        brought = Counter(plan.feed_of[link] for link in entries if link in plan.feed_of)
+        refreshed = {feed: {"at": when.isoformat(timespec="seconds"), "new": brought[feed]} for feed in plan.read}
 
         def remember(saved: dict[str, Any]) -> None:
             saved["validators"].update(plan.validators)
@@ -260,8 +263,9 @@ class WebIndexer:
                 and link in plan.listed.get(record.get("feed"), {link})  # gone from its feed: forgotten
             }
             saved["failed"] = kept | failures
+            saved["refreshed"].update(refreshed)
 
-        if plan.validators or entries or failures or state["failed"]:
+        if plan.validators or entries or failures or state["failed"] or refreshed:
             self.feeds.update(remember)
 
 
@@ -275,6 +279,7 @@ class _RefreshPlan:
     feed_of: dict[str, str] = field(default_factory=dict)
     validators: dict[str, dict[str, str]] = field(default_factory=dict)
     listed: dict[str, set[str]] = field(default_factory=dict)  # each feed read in full: its newest links
+    read: set[str] = field(default_factory=set)  # the feeds read this time (changed or not)
     per_feed: Counter[str] = field(default_factory=Counter)
 
     def add(self, feed: str, entry: FeedEntry) -> None:
