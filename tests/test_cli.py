@@ -194,3 +194,24 @@ def test_models_pull_offline_says_what_to_do(user_env):
     result = run_qabot("models", "pull", env={**user_env, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 2
     assert "HF_HUB_OFFLINE" in one_line_error(result)
+
+
+def test_remove_takes_what_sources_shows_a_file_name_a_title_or_a_short_id(tmp_path, user_env):
+    from retrieval.ingest.indexing import short_id
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, title in (("bridge.txt", "Bridge opens"), ("rover.txt", "Rover lands"), ("flood.txt", "Floods force")):
+        (folder / name).write_text(f"{title}\n\n{title} today, officials said. Crowds came to watch.\n")
+    index = str(tmp_path / "index")
+    assert run_qabot("index", str(folder), "--index", index, env=user_env).returncode == 0
+    rover = str((folder / "rover.txt").resolve())
+    for name in ("bridge.txt", short_id(str((folder / "flood.txt").resolve()))):
+        removed = run_qabot("remove", name, "--index", index, env=user_env)
+        assert removed.returncode == 0, removed.stderr
+    listed = run_qabot("sources", "--index", index, "--json", env=user_env)
+    assert list(json.loads(listed.stdout)["sources"]) == [rover]
+    missing = run_qabot("remove", "flood.txt", "--index", index, env=user_env)
+    assert missing.returncode == 2 and "not in the index: flood.txt" in missing.stderr
+    last = run_qabot("remove", "rover lands", "--index", index, env=user_env)  # by its title: the last one
+    assert last.returncode == 2 and "would remove every article" in last.stderr and "Traceback" not in last.stderr

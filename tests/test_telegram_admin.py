@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.admin import NO_FEEDS, feed_lines, short_id, source_lines
+from bot.telegram.admin import NO_FEEDS, feed_lines, source_lines
 from bot.telegram.format import COMMANDS
 from retrieval.engine import QAEngine
+from retrieval.ingest.indexing import short_id
 from tests.conftest import make_settings
 from tests.telegram_standin import running_bot
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import PurePath
@@ -23,24 +22,19 @@ from bot.telegram.messages import message_of, send_chunks
 from bot.telegram.refresh import LAST_REFRESH
 from bot.words import plural
 from retrieval.errors import QabotError
+from retrieval.ingest.indexing import short_id
 
 logger = logging.getLogger(__name__)
 
 NOT_ADMIN = "Sorry, only the bot's admins can {what}; you can ask me about the articles I have."
 MANAGE = "list, remove and add articles or see the feeds"
 NEWEST_SOURCES = 20
-SHORT_ID_LENGTH = 8
 NO_SOURCES = "I have no articles yet: send me a link to one, or /add URL."
 EMPTY_REMOVE = "Write the source's id after /remove, for example: /remove 1a2b3c4d (/list shows the ids)."
 UNKNOWN_ID = "I have no source with the id {id}; /list shows the ids."
 REMOVED = "Removed “{title}” ({id}); {passages} left in the index."
 NOT_REMOVED = "Sorry, I could not remove {id}: {reason}."
 NO_FEEDS = "No feeds yet: add one with `qabot feeds add URL` on the bot's machine, or in the config's [feeds] urls."
-
-
-def short_id(source: str) -> str:
-    """A source's id for /list and /remove: the first hex digits of its SHA-256 (stable across runs)."""
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:SHORT_ID_LENGTH]
 
 
 def _title(source: str, entry: dict[str, Any]) -> str:

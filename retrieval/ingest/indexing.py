@@ -8,6 +8,7 @@ writer serves every backend (`retrieval/stores/protocol.py`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -182,13 +183,18 @@ class IndexWriter:
         started = time.perf_counter()
         with self.store.writer_lock():
             table = self.store.sources()
-            # A file's source is its absolute path: `qabot remove seeds/a.txt` names it too.
-            named = {name: name if name in table else str(Path(name).expanduser().resolve()) for name in sources}
-            unknown = [name for name, source in named.items() if source not in table]
-            sources = list(named.values())
+            named = {name: source_named(name, table) for name in sources}
+            unknown = [name for name, source in named.items() if source is None]
             if unknown:
                 raise InputError(
                     f"not in the index: {', '.join(unknown)} (see the sources with `qabot sources`)", exit_code=2
+                )
+            sources = [source for source in named.values() if source is not None]
+            if set(table) <= set(sources):
+                raise InputError(
+                    "that would remove every article: to start over, index again with "
+                    "`qabot index --rebuild PATH...`, or delete the index folder",
+                    exit_code=2,
                 )
             report = IndexReport(sources_dropped=len(set(sources)))
             update = StoreUpdate(
@@ -319,3 +325,37 @@ class IndexWriter:
             sources=sources,
             rebuild=rebuild,
         )
+
+
+SHORT_ID_LENGTH = 8
+
+
+def short_id(source: str) -> str:
+    """A source's short id (the Telegram admins' /list and /remove): the first hex digits of its
+    SHA-256, the same on every run."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:SHORT_ID_LENGTH]
+
+
+def source_named(name: str, table: dict[str, dict[str, Any]]) -> str | None:
+    """The indexed source a user means by `name`: the source itself, a file's path as given (a file's
+    source is its absolute path), its file name, its title (any case) or its short id, when exactly
+    one source answers to it; None otherwise. An ambiguous name is an error that says so."""
+    if name in table:
+        return name
+    path = str(Path(name).expanduser().resolve())
+    if path in table:
+        return path
+    wanted = name.strip().casefold()
+    for means in (
+        lambda source, entry: Path(source).name.casefold() == wanted,
+        lambda source, entry: str(entry.get("title", "")).strip().casefold() == wanted,
+        lambda source, entry: short_id(source) == wanted,
+    ):
+        found = [source for source, entry in table.items() if means(source, entry)]
+        if len(found) > 1:
+            raise InputError(
+                f"{name!r} names {len(found)} articles: give the source as `qabot sources` lists it", exit_code=2
+            )
+        if found:
+            return found[0]
+    return None
