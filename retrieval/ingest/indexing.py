@@ -190,12 +190,6 @@ class IndexWriter:
                     f"not in the index: {', '.join(unknown)} (see the sources with `qabot sources`)", exit_code=2
                 )
             sources = [source for source in named.values() if source is not None]
-            if set(table) <= set(sources):
-                raise InputError(
-                    "that would remove every article: to start over, index again with "
-                    "`qabot index --rebuild PATH...`, or delete the index folder",
-                    exit_code=2,
-                )
             report = IndexReport(sources_dropped=len(set(sources)))
             update = StoreUpdate(
                 passages=[],

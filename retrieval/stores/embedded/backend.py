@@ -130,6 +130,12 @@ class EmbeddedStore:
     def write(self, update: StoreUpdate, progress: Callable[[str, int, int], None]) -> None:
         old = None if update.rebuild or not self.exists() else self.data
         data = merged(old, update, self.embedding_id, self.dimension)
+        if not data.passages:  # a BM25 index of nothing cannot be built: an index is never emptied
+            raise QabotError(
+                "that would remove every article from the index: to start over, index again with "
+                "`qabot index --rebuild PATH...`, or delete the index folder",
+                exit_code=2,
+            )
         texts = [passage_search_text(p) for p in data.passages]
         progress("writing the index", 0, 1)
         save_index(self.index_dir, data, write_extra=lambda folder: build_bm25(texts, folder / "bm25"))
