@@ -57,35 +57,40 @@ def make_settings(index_dir: Path, reader: str = MISSING_READER, **sections):
     return load_settings(**sections)
 
 
+def _built_index(tmp_path_factory: pytest.TempPathFactory, name: str, articles: Path) -> Path:
+    from retrieval.engine import QAEngine
+
+    index_dir = tmp_path_factory.mktemp(name) / "index"
+    QAEngine(make_settings(index_dir)).index_paths([articles])
+    return index_dir
+
+
+def _warm_engine(index_dir: Path, reader: str = MISSING_READER):
+    from retrieval.engine import QAEngine
+
+    engine = QAEngine(make_settings(index_dir, reader=reader))
+    engine.warm_up()
+    return engine
+
+
 @pytest.fixture(scope="session")
 def seed_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index of seeds/ built once per test session (do not write to it)."""
-    from retrieval.engine import QAEngine
-
-    index_dir = tmp_path_factory.mktemp("seed") / "index"
-    QAEngine(make_settings(index_dir)).index_paths([SEEDS])
-    return index_dir
+    return _built_index(tmp_path_factory, "seed", SEEDS)
 
 
 @pytest.fixture(scope="session")
 def seed_engine(seed_index_dir: Path):
     """A warm engine over the seed index, without a reader model (answers are sentences)."""
-    from retrieval.engine import QAEngine
-
-    engine = QAEngine(make_settings(seed_index_dir))
-    engine.warm_up()
-    return engine
+    return _warm_engine(seed_index_dir)
 
 
 @pytest.fixture(scope="session")
 def reader_engine(seed_index_dir: Path):
     """A warm engine over the seed index as users get it: the shipped reader, run by ONNX Runtime."""
-    from retrieval.engine import QAEngine
     from retrieval.models.resolve import DEFAULT_READER_MODEL
 
-    engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL))
-    engine.warm_up()
-    return engine
+    return _warm_engine(seed_index_dir, DEFAULT_READER_MODEL)
 
 
 @pytest.fixture()
@@ -184,19 +189,12 @@ NEWS = ROOT / "tests" / "fixtures" / "news"  # seven short news articles on diff
 @pytest.fixture(scope="session")
 def news_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An index of the seven news articles, built once per test session (do not write to it)."""
-    from retrieval.engine import QAEngine
-
-    index_dir = tmp_path_factory.mktemp("news") / "index"
-    QAEngine(make_settings(index_dir)).index_paths([NEWS])
-    return index_dir
+    return _built_index(tmp_path_factory, "news", NEWS)
 
 
 @pytest.fixture(scope="session")
 def news_engine(news_index_dir: Path):
     """A warm engine over the news articles with the shipped reader, as users get it."""
-    from retrieval.engine import QAEngine
     from retrieval.models.resolve import DEFAULT_READER_MODEL
 
-    engine = QAEngine(make_settings(news_index_dir, reader=DEFAULT_READER_MODEL))
-    engine.warm_up()
-    return engine
+    return _warm_engine(news_index_dir, DEFAULT_READER_MODEL)
