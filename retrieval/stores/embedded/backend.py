@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from haystack import Document
 from haystack.components.joiners import DocumentJoiner
 
@@ -28,6 +27,7 @@ from retrieval.stores.embedded.retrievers import (
 )
 from retrieval.stores.protocol import Lexicon, StoreUpdate
 from retrieval.stores.terms import passage_search_text
+from retrieval.stores.writer_lock import take_writer_lock
 
 
 class _Ports:
@@ -109,13 +109,7 @@ class EmbeddedStore:
         lock_file = self.index_dir / ".lock"
         try:
             self.index_dir.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(lock_file))
-            lock.acquire(timeout=0)
-        except Timeout as exc:
-            raise QabotError(
-                f"another qabot is indexing into {display_path(self.index_dir)}: wait for it to finish, then try again",
-                exit_code=3,
-            ) from exc
+            lock = take_writer_lock(lock_file, display_path(self.index_dir))
         except OSError as exc:
             raise IndexWriteError(self.index_dir, exc) from exc
         try:

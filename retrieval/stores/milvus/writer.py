@@ -32,12 +32,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from retrieval.errors import ConfigError, QabotError
+from retrieval.errors import ConfigError
 from retrieval.stores.milvus.connection import MilvusConnection
 from retrieval.stores.milvus.schema import DUMMY, Collections
 from retrieval.stores.milvus.vectors import MAX_VARCHAR, pack_vectors
 from retrieval.stores.protocol import PassageRecord, StoreUpdate
 from retrieval.stores.terms import passage_search_text
+from retrieval.stores.writer_lock import take_writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +90,9 @@ class MilvusWriter:
         if not self.connection.is_local:
             yield
             return
-        from filelock import FileLock, Timeout
-
         lock_path = Path(f"{Path(self.connection.uri).expanduser()}.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(lock_path))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout as exc:
-            raise QabotError(
-                f"another qabot is indexing into {self.collections.location}: wait for it to finish, then try again",
-                exit_code=3,
-            ) from exc
+        lock = take_writer_lock(lock_path, self.collections.location)
         try:
             yield
         finally:
