@@ -12,6 +12,7 @@ import pytest
 from retrieval.models.resolve import READING_MODEL_WEIGHTS
 from training import calibrate, train_reader
 from training.data import make_examples, read_squad_folder, split_held_out
+from training.weights import trained_weights
 
 FACTS = [
     ("Ada Lovelace", "London", "1815", "mathematician"),
@@ -242,7 +243,9 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert 0.0 <= figures["fallback_sentence_score"] <= 1.0
     assert end_to_end["with_sentence_answers"]["fallback_sentence_score"] == figures["fallback_sentence_score"]
     card = (out / "README.md").read_text()
-    assert "CC BY 4.0" in card and "Apache-2.0" in card
+    first_start = next(r for r in log if r.get("event") == "start")
+    assert first_start["files"] == {"tiny": 20}  # two of three articles' questions; the dev file never read
+    assert "| tiny (`tiny`) | 20 | see the file's source | - |" in card
     assert "| setting | stage 1 | stage 2 |" in card and "| same_article_negatives | - | 1.0 |" in card
     assert str(figures["calibration_factor"]) in card
     assert (out / "reliability.png").stat().st_size > 1000
@@ -292,7 +295,7 @@ def test_a_later_stage_starts_from_a_calibrated_folder_as_it_was_trained(tmp_pat
     shutil.copytree(tiny_reader_dir, folder)
     stored = load_file(str(folder / "model.safetensors"))["qa_outputs.bias"].float()
     (folder / "calibration.json").write_text(json.dumps({"start_logit_shift": 1.5}), encoding="utf-8")
-    weights = train_reader._initial_weights(folder)
+    weights = trained_weights(folder)
     assert float(weights["qa_outputs.bias"][0]) == pytest.approx(float(stored[0]) - 1.5, abs=1e-3)
     assert float(weights["qa_outputs.bias"][1]) == pytest.approx(float(stored[1]), abs=1e-3)
 
@@ -394,3 +397,44 @@ def test_a_collection_under_one_title_is_many_articles_and_each_file_gives_held_
 
 def _qa(question: str, context: str, answer: str) -> dict:
     return {"id": question, "question": question, "answers": [{"text": answer, "answer_start": context.rindex(answer)}]}
+
+
+def test_averaged_readers_hold_the_weighted_mean_of_their_trained_weights_and_load(tmp_path, tiny_reader_dir):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from training.average import average, average_weights
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    shutil.copytree(tiny_reader_dir, first)
+    shutil.copytree(tiny_reader_dir, second)
+    weights = load_file(str(second / "model.safetensors"))
+    save_file({k: (v + 1.0).contiguous() for k, v in weights.items()}, str(second / "model.safetensors"))
+    (second / "calibration.json").write_text(json.dumps({"start_logit_shift": 2.0}), encoding="utf-8")
+    out = average([first, second], [3.0, 1.0], tmp_path / "soup")
+    soup = trained_weights(out)
+    one, two = trained_weights(first), trained_weights(second)
+    for key in ("qa_outputs.weight", "bert.encoder.layer.1.output.dense.weight"):
+        assert torch.allclose(soup[key], 0.75 * one[key] + 0.25 * two[key], atol=2e-3)  # stored in fp16
+    # the second reader's confidence shift is undone before averaging, not averaged in
+    assert float(soup["qa_outputs.bias"][0]) == pytest.approx(
+        float(0.75 * one["qa_outputs.bias"][0] + 0.25 * two["qa_outputs.bias"][0]), abs=2e-3
+    )
+    assert float(two["qa_outputs.bias"][0]) == pytest.approx(float(weights["qa_outputs.bias"][0]) + 1.0 - 2.0, abs=2e-3)
+    assert json.loads((out / "training.json").read_text(encoding="utf-8"))["average_of"] == ["first", "second"]
+    with pytest.raises(ValueError, match="one weight"):
+        average_weights([one, two], [1.0])
+    with pytest.raises(ValueError, match="same base"):
+        average_weights([one, {k: v for k, v in two.items() if k != "qa_outputs.bias"}], [1.0, 1.0])
+
+
+def test_the_model_card_credits_each_file_trained_on_and_share_alike_data_makes_the_weights_share_alike():
+    from training.model_card import card_licence, data_table
+
+    table = data_table({"squadshifts-reddit": 9000, "tydiqa-goldp-en-train": 3500})
+    assert "| SQuAD-shifts, Reddit posts (`squadshifts-reddit`) | 9,000 | CC BY 4.0 |" in table
+    assert "TyDi QA" in table and "Clark" in table and "Apache-2.0" in table
+    assert card_licence({"squadshifts-reddit": 1, "covid-qa-early": 1}) == "cc-by-4.0"
+    assert card_licence({"squadshifts-reddit": 1, "squad-train-pieces": 1}) == "cc-by-sa-4.0"

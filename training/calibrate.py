@@ -24,7 +24,8 @@ from training.data import make_examples, read_squad_folder, split_held_out
 from training.gold_paragraph import best_spans, evaluate_squad, read_dev
 from training.model_card import write_model_card
 from training.no_answer import fit_logistic, fit_no_answer
-from training.train_reader import DEFAULT_CHECKPOINTS, write_model
+from training.train_reader import DEFAULT_CHECKPOINTS
+from training.weights import write_model
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -108,7 +109,7 @@ def calibrate(args: argparse.Namespace) -> dict:
         }
     (args.model / CALIBRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot_reliability({"reliability": table}, args.model / "reliability.png")
-    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"])
+    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"], data=args.data)
     return result
 
 
@@ -132,7 +133,7 @@ def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
         date=datetime.date.today().isoformat(),
     )
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"])
+    write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"], data=args.data)
     return result
 
 

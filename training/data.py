@@ -97,6 +97,16 @@ def read_squad_folder(folder: Path) -> list[Paragraph]:
     return [paragraph for path in files for paragraph in read_squad_file(path)]
 
 
+def questions_by_source(paragraphs: list[Paragraph]) -> dict[str, int]:
+    """How many questions (answerable and unanswerable) each file gives, for the model card."""
+    counts: dict[str, int] = {}
+    for paragraph in paragraphs:
+        counts[paragraph.source] = (
+            counts.get(paragraph.source, 0) + len(paragraph.questions) + len(paragraph.unanswerable)
+        )
+    return dict(sorted(counts.items()))
+
+
 def split_held_out(paragraphs: list[Paragraph], share: float, seed: int) -> tuple[list[Paragraph], list[Paragraph]]:
     """Hold out whole articles (never single questions), so that held-out figures are fair: `share`
     of each file's articles (one at least, where a file has two or more), and one of the articles

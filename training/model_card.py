@@ -11,17 +11,45 @@ _SHIFTS = (
     "ICML 2020"
 )
 _COVID = 'Möller, Reina, Jayakumar and Pietsch, "COVID-QA: A Question Answering Dataset for COVID-19", 2020'
-SOURCES = "\n".join(
-    [
-        "| data | questions | licence | source |",
-        "|---|---|---|---|",
-        f"| SQuAD-shifts, new Wikipedia articles | 7,938 | CC BY 4.0 | {_SHIFTS} |",
-        "| SQuAD-shifts, Reddit posts | 9,803 | CC BY 4.0 | same |",
-        "| SQuAD-shifts, Amazon product reviews | 9,885 | CC BY 4.0 | same |",
-        f"| COVID-QA, early release | 1,380 | Apache-2.0 | {_COVID} |",
-        "",
-    ]
+_SQUAD = (
+    'Rajpurkar, Zhang, Lopyrev and Liang, "SQuAD: 100,000+ Questions for Machine Comprehension of Text", '
+    'EMNLP 2016; Rajpurkar, Jia and Liang, "Know What You Don\'t Know: Unanswerable Questions for SQuAD", ACL 2018'
 )
+_TYDI = (
+    'Clark, Choi, Collins, Garrette, Kwiatkowski, Nikolaev and Palomaki, "TyDi QA: A Benchmark for '
+    'Information-Seeking Question Answering in Typologically Diverse Languages", TACL 2020'
+)
+# file stem -> (what it is, licence, source)
+KNOWN_DATA = {
+    "squadshifts-new-wiki": ("SQuAD-shifts, new Wikipedia articles", "CC BY 4.0", _SHIFTS),
+    "squadshifts-reddit": ("SQuAD-shifts, Reddit posts", "CC BY 4.0", _SHIFTS),
+    "squadshifts-amazon": ("SQuAD-shifts, Amazon product reviews", "CC BY 4.0", _SHIFTS),
+    "covid-qa-early": ("COVID-QA, early release", "Apache-2.0", _COVID),
+    "squad-train-pieces": ("SQuAD train split, pieces (with real unanswerable questions)", "CC BY-SA 4.0", _SQUAD),
+    "tydiqa-goldp-en-train": ("TyDi QA GoldP, English train", "Apache-2.0 (passages CC BY-SA)", _TYDI),
+}
+# what the readers trained before the files were logged read
+_EARLIER_FILES = {
+    "squadshifts-new-wiki": 7938,
+    "squadshifts-reddit": 9803,
+    "squadshifts-amazon": 9885,
+    "covid-qa-early": 1380,
+}
+
+
+def data_table(files: dict[str, int]) -> str:
+    """The training data's rows (questions read for training, held-out articles left out), credited."""
+    lines = ["| data | questions trained on | licence | source |", "|---|---|---|---|"]
+    for stem, questions in sorted(files.items()):
+        what, licence, source = KNOWN_DATA.get(stem, (stem, "see the file's source", "-"))
+        lines.append(f"| {what} (`{stem}`) | {questions:,} | {licence} | {source} |")
+    return "\n".join([*lines, ""])
+
+
+def card_licence(files: dict[str, int]) -> str:
+    """Share-alike data makes the weights share-alike too."""
+    licences = [KNOWN_DATA.get(stem, ("", "", ""))[1] for stem in files]
+    return "cc-by-sa-4.0" if any("BY-SA" in licence for licence in licences) else "cc-by-4.0"
 
 
 def read_log(path: Path) -> list[dict]:
@@ -41,6 +69,7 @@ def _stage(log: list[dict]) -> dict:
         "steps": steps[-1]["step"] if steps else "?",
         "loss": steps[-1]["loss"] if steps else "?",
         "reschedules": [r for r in log if r.get("event") == "rescheduled"],
+        **({"files": start["files"]} if "files" in start else {}),
     }
 
 
@@ -51,6 +80,10 @@ def _setting(setup: dict, key: str) -> str:
     value = setup.get(key)
     if key == "sources":
         return ", ".join(value) if value else "all"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return " + ".join(str(v) for v in value)
     return "-" if value is None else str(value)
 
 
@@ -68,18 +101,38 @@ def training_stages(model: Path, log_paths: list[Path]) -> list[dict]:
     return known or [_stage([])]
 
 
-def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None = None) -> Path:
+def trained_files(stages: list[dict], data: Path | None) -> dict[str, int]:
+    """Questions trained on per file: as the stages logged them, else counted in the data folder (its
+    held-out articles left out), else the files of the readers trained before files were logged."""
+    logged: dict[str, int] = {}
+    for stage in stages:
+        for stem, questions in stage.get("files", {}).items():
+            logged[stem] = max(questions, logged.get(stem, 0))
+    if logged or data is None:
+        return logged or dict(_EARLIER_FILES)
+    from training.data import questions_by_source, read_squad_folder, split_held_out
+
+    setup = stages[-1]["setup"]
+    trained, _ = split_held_out(read_squad_folder(data), setup.get("held_out", 0.04), setup.get("seed", 13))
+    return {k: v for k, v in questions_by_source(trained).items() if not setup.get("sources") or k in setup["sources"]}
+
+
+def write_model_card(
+    model: Path, log_paths: list[Path], end_to_end: dict | None = None, data: Path | None = None
+) -> Path:
     """Write `model/README.md` from the training logs, one per stage (a later stage starts from the
-    weights of the one before); `end_to_end` adds figures measured through qabot's own pipeline."""
+    weights of the one before); `end_to_end` adds figures measured through qabot's own pipeline;
+    `data` (the training folder) counts the questions of stages that did not log their files."""
     calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
     stages = training_stages(model, log_paths)
     if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
         stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
+    files = trained_files(stages, data)
     dev = calibration.get("dev_gold_paragraph", {})
     held = calibration["held_out"]
     lines = [
         "---",
-        "license: cc-by-4.0",
+        f"license: {card_licence(files)}",
         "language: en",
         "pipeline_tag: question-answering",
         "base_model: sentence-transformers/all-MiniLM-L6-v2",
@@ -99,11 +152,21 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
         "",
         "## Training data",
         "",
-        SOURCES,
+        data_table(files),
         "Windows of 1 to 6 whole sentences around each answer (question first, at most "
         f"{stages[-1]['setup'].get('max_length', 192)} tokens). Unanswerable windows are made from the same data: the",
         "answer's window without the answer's sentence (on topic), a window from another article, and",
         "(when a stage says `same_article_negatives`) a window from another paragraph of the same article.",
+        *(
+            [
+                "Real unanswerable questions (SQuAD 2.0's, written by people) are read against the window of",
+                "their plausible answer.",
+            ]
+            if "squad-train-pieces" in files
+            else []
+        ),
+        "`source_weights` below 1 take that share of a file's windows each epoch (a different share each",
+        "time). Development files (`*-dev.json`) are never read for training.",
         f"{held['articles']} articles were held out for calibration and never trained on.",
         "",
         "## Hyper-parameters",
@@ -115,12 +178,16 @@ def write_model_card(model: Path, log_paths: list[Path], end_to_end: dict | None
     ]
     keys = (
         "sources",
+        "source_weights",
+        "average_of",
+        "weights",
         "epochs",
         "batch_size",
         "lr",
         "warmup",
         "max_length",
         "freeze_layers",
+        "layer_decay",
         "same_article_negatives",
         "seed",
     )
@@ -258,9 +325,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, default=Path("models/qabot-reader"))
     parser.add_argument("--log", type=Path, action="append", default=[], help="a stage's train-log.jsonl, in order")
     parser.add_argument("--figures", type=Path, help="JSON object of end-to-end figures to add to the table")
+    parser.add_argument("--data", type=Path, help="the training data folder, for stages that did not log their files")
     args = parser.parse_args(argv)
     figures = json.loads(args.figures.read_text(encoding="utf-8")) if args.figures else None
-    print(write_model_card(args.model, args.log, figures))
+    print(write_model_card(args.model, args.log, figures, args.data))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,17 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from training.data import Example, batches, make_examples, read_squad_folder, split_held_out, weighted_order
+from training.data import (
+    Example,
+    batches,
+    make_examples,
+    questions_by_source,
+    read_squad_folder,
+    split_held_out,
+    weighted_order,
+)
 from training.gold_paragraph import evaluate_squad, read_dev, span_logits
+from training.weights import trained_weights, write_model
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
 
@@ -234,7 +243,7 @@ def train(args: argparse.Namespace) -> Path:
         train_paragraphs = [p for p in train_paragraphs if p.source in args.sources]
     model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
     if args.init:
-        model.load_state_dict(_initial_weights(args.init))
+        model.load_state_dict(trained_weights(args.init))
     examples = make_examples(train_paragraphs, args.seed, same_article_negatives=args.same_article_negatives)
     encoded, examples = encode(tokenizer, examples, args.max_length)
     lengths = [len(ids) for ids in encoded.input_ids]
@@ -286,6 +295,7 @@ def train(args: argparse.Namespace) -> Path:
             "steps": total_steps,
             "step": step,
             "trainable_parameters": sum(p.numel() for p in parameters),
+            "files": questions_by_source(train_paragraphs),
         },
     )
 
@@ -334,22 +344,6 @@ def train(args: argparse.Namespace) -> Path:
     return args.out
 
 
-def _initial_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The QA model's weights from an earlier stage: its checkpoint (`last.pt`) or its written folder."""
-    if path.is_file():
-        return torch.load(path, weights_only=False)["model"]
-    from safetensors.torch import load_file
-
-    weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
-    # A calibrated folder carries its confidence bias as a shift of every start logit: undo it,
-    # so that training goes on from the weights as they were trained.
-    calibration = path / "calibration.json"
-    if calibration.is_file():
-        shift = json.loads(calibration.read_text(encoding="utf-8")).get("start_logit_shift", 0.0)
-        weights["qa_outputs.bias"][0] -= shift
-    return weights
-
-
 def _setup(args: argparse.Namespace, examples: int) -> dict:
     keys = ("base", "epochs", "batch_size", "lr", "warmup", "max_length", "freeze_layers", "held_out", "seed", "limit")
     setup = {k: getattr(args, k) for k in keys}
@@ -378,18 +372,6 @@ def _save(path: Path, model, optimizer, scheduler, step: int, setup: dict) -> No
     }
     torch.save(state, tmp)
     os.replace(tmp, path)
-
-
-def write_model(model, tokenizer, out: Path, setup: dict | None = None) -> None:
-    """Weights in fp16 (half the size); the config says float32, so they load as float32 for the CPU.
-    `setup` (the hyper-parameters) goes beside them as training.json, for the model card."""
-    out.mkdir(parents=True, exist_ok=True)
-    if setup is not None:
-        (out / "training.json").write_text(json.dumps(setup, indent=2) + "\n", encoding="utf-8")
-    model.config.dtype = "float32"
-    halved = {k: v.half().contiguous() for k, v in model.state_dict().items()}
-    model.save_pretrained(out, state_dict=halved, safe_serialization=True)
-    tokenizer.save_pretrained(out)
 
 
 def main(argv: list[str] | None = None) -> None:
