@@ -438,3 +438,61 @@ def test_the_model_card_credits_each_file_trained_on_and_share_alike_data_makes_
     assert "TyDi QA" in table and "Clark" in table and "Apache-2.0" in table
     assert card_licence({"squadshifts-reddit": 1, "covid-qa-early": 1}) == "cc-by-4.0"
     assert card_licence({"squadshifts-reddit": 1, "squad-train-pieces": 1}) == "cc-by-sa-4.0"
+
+
+def test_tempting_windows_share_the_questions_rare_terms_and_the_answers_type_in_another_article():
+    import random
+
+    from training.tempting import TemptingWindows, answer_type
+
+    sentences = [
+        ["The new bridge over the Tagus cost 1.9 billion euros to build.", "Crossing it costs a toll of 1.80 euros."],
+        ["The rover cost little.", "It landed in a region called Oxia Planum in March."],
+        ["The new probe was built in Bremen.", "Building the new probe cost 300 million euros."],
+    ]
+    windows = TemptingWindows(sentences, ["bridge", "rover", "probe"])
+    rng = random.Random(1)
+    chosen = windows.window_for("How much did the new probe cost to build?", ("300 million euros",), "probe", rng)
+    assert chosen is not None and "1.9 billion euros" in chosen  # the bridge's cost: right type, wrong subject
+    assert "rover" not in chosen  # shares one term only
+    # a name is wanted: the rover's landing place shares "landed"/"region" and holds a name inside the sentence
+    landing = windows.window_for("In which region did the probe land?", ("Utopia Planitia",), "probe", rng)
+    assert landing is not None and "Oxia Planum" in landing
+    # never the question's own article, never a window holding the answer, None when nothing is shared
+    assert windows.window_for("How much did the new probe cost to build?", ("1.9 billion euros",), "probe", rng) is None
+    assert windows.window_for("Who painted the Mona Lisa?", ("Leonardo",), "probe", rng) is None
+    assert (answer_type("1.9 billion"), answer_type("Oxia Planum"), answer_type("a toll")) == (
+        "number",
+        "name",
+        "other",
+    )
+
+
+def test_tempting_negatives_are_unanswerable_and_off_by_default(tmp_path):
+    from training.data import Paragraph
+
+    def paragraph(group: str, context: str, question: str, answer: str) -> Paragraph:
+        return Paragraph("news", group, context, ((question, ((answer, context.index(answer)),)),))
+
+    paragraphs = [
+        paragraph(
+            "bridge",
+            "The new bridge opened in May. The new bridge cost 1.9 billion euros to build.",
+            "How much did the new bridge cost to build?",
+            "1.9 billion euros",
+        ),
+        paragraph(
+            "tunnel",
+            "The new tunnel opened in June. The new tunnel cost 700 million euros to build.",
+            "How much did the new tunnel cost to build?",
+            "700 million euros",
+        ),
+    ]
+    plain = make_examples(paragraphs, 13)
+    assert make_examples(paragraphs, 13, tempting_negatives=0.0) == plain
+    tempting = [e for e in make_examples(paragraphs, 13, tempting_negatives=1.0) if e.kind == "no-answer: tempting"]
+    assert len(tempting) == 2  # each question against the other article's cost
+    for example in tempting:
+        assert example.answer_start is None
+        assert not any(gold in example.context for gold in example.answers)
+        assert "cost" in example.context

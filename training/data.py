@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.ingest.splitter import split_sentences
+from training.tempting import TemptingWindows
 
 Answers = tuple[tuple[str, int], ...]  # ((answer, start), ...)
 
@@ -40,7 +41,7 @@ class Example:
     context: str
     answer_start: int | None
     answer_end: int | None
-    kind: str  # "answer", "no-answer: same paragraph" / "same article" / "other article" / "real question"
+    kind: str  # "answer", "no-answer: same paragraph" / "same article" / "other article" / "tempting" / "real question"
     answers: tuple[str, ...] = ()
     source: str = ""  # the file stem of the question, for per-source weights
 
@@ -186,12 +187,14 @@ def make_examples(
     same_paragraph_negatives: float = 0.3,
     other_article_negatives: float = 0.15,
     same_article_negatives: float = 0.0,
+    tempting_negatives: float = 0.0,
 ) -> list[Example]:
     """For each question: its answer in a window of 0..`before` sentences before and 0..`after` after
     the answer's sentence; with the given probabilities also the same window without the answer's
     sentence (on topic, no answer), a window from another paragraph of the same article (the same
     subject and names, as the passages retrieval brings for a question the article does not answer)
-    and a window from another article (off topic, no answer)."""
+    a window from another article (off topic, no answer), and (`tempting_negatives`) a window from
+    another article that shares the question's rare terms and holds something of the answer's type."""
     rng = random.Random(seed)
     examples: list[Example] = []
     texts = [_SentenceText(p.context) for p in paragraphs]
@@ -199,6 +202,10 @@ def make_examples(
     for number, paragraph in enumerate(paragraphs):
         if texts[number].spans:
             by_group.setdefault(paragraph.group, []).append(number)
+    tempting = None
+    if tempting_negatives > 0:
+        sentences = [[t.window(i, i)[0] for i in range(len(t.spans))] for t in texts]
+        tempting = TemptingWindows(sentences, [p.group for p in paragraphs])
     for number, (paragraph, text) in enumerate(zip(paragraphs, texts, strict=True)):
         if not text.spans:
             continue
@@ -237,6 +244,12 @@ def make_examples(
                 if not _answer_in(chosen, golds) and not _echoes_answer(chosen, golds):
                     examples.append(
                         Example(question, chosen, None, None, "no-answer: same article", golds, paragraph.source)
+                    )
+            if tempting is not None and rng.random() < tempting_negatives:
+                chosen = tempting.window_for(question, golds, paragraph.group, rng)  # another article: no echo test
+                if chosen:
+                    examples.append(
+                        Example(question, chosen, None, None, "no-answer: tempting", golds, paragraph.source)
                     )
             if rng.random() < other_article_negatives:
                 for _ in range(5):

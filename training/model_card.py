@@ -156,7 +156,9 @@ def write_model_card(
         "Windows of 1 to 6 whole sentences around each answer (question first, at most "
         f"{stages[-1]['setup'].get('max_length', 192)} tokens). Unanswerable windows are made from the same data: the",
         "answer's window without the answer's sentence (on topic), a window from another article, and",
-        "(when a stage says `same_article_negatives`) a window from another paragraph of the same article.",
+        "(when a stage says `same_article_negatives`) a window from another paragraph of the same article,",
+        "and (when it says `tempting_negatives`) a window of another article that shares the question's rare",
+        "terms and holds something of the answer's type (a number, a name).",
         *(
             [
                 "Real unanswerable questions (SQuAD 2.0's, written by people) are read against the window of",
@@ -189,6 +191,7 @@ def write_model_card(
         "freeze_layers",
         "layer_decay",
         "same_article_negatives",
+        "tempting_negatives",
         "seed",
     )
     for key in keys:

@@ -145,6 +145,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of questions that also get an unanswerable window from another paragraph of their article",
     )
     parser.add_argument(
+        "--tempting-negatives",
+        type=float,
+        default=0.0,
+        help="share of questions that also get a window of another article sharing their rare terms and an answer type",
+    )
+    parser.add_argument(
         "--sources",
         nargs="+",
         help="train only on these files of --data (their stems); the held-out articles are still chosen over all files",
@@ -244,7 +250,12 @@ def train(args: argparse.Namespace) -> Path:
     model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
     if args.init:
         model.load_state_dict(trained_weights(args.init))
-    examples = make_examples(train_paragraphs, args.seed, same_article_negatives=args.same_article_negatives)
+    examples = make_examples(
+        train_paragraphs,
+        args.seed,
+        same_article_negatives=args.same_article_negatives,
+        tempting_negatives=args.tempting_negatives,
+    )
     encoded, examples = encode(tokenizer, examples, args.max_length)
     lengths = [len(ids) for ids in encoded.input_ids]
     per_epoch = math.ceil(len(weighted_order(examples, args.source_weights, args.seed)) / args.batch_size)
@@ -352,6 +363,8 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
         setup["init"] = args.init.name  # the file or folder name (the setup is shipped beside the model)
     if args.same_article_negatives:
         setup["same_article_negatives"] = args.same_article_negatives
+    if args.tempting_negatives:
+        setup["tempting_negatives"] = args.tempting_negatives
     if args.sources:
         setup["sources"] = sorted(args.sources)
     if args.source_weights:
