@@ -218,6 +218,8 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert start["setup"]["init"] == "last.pt" and start["step"] == 0
     assert start["no_answer_share"] > 0.4
 
+    experiment = {"change": "more negatives", "xquad": "0.5 / 0.6", "tydi": "0.4 / 0.5", "kept": "yes"}
+    (out / "experiments.json").write_text(json.dumps([experiment]), encoding="utf-8")
     calibrate.main(
         [
             "--data",
@@ -250,6 +252,8 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert str(figures["calibration_factor"]) in card
     assert (out / "reliability.png").stat().st_size > 1000
     assert "When qabot says" in card and str(figures["no_answer_model"]["sentence"]) in card
+    assert f"reaches {figures['sure_threshold']}" in card  # the fitted band
+    assert "| more negatives | 0.5 / 0.6 | 0.4 / 0.5 | yes |" in card
 
     # refitting only the no-answer model keeps the confidence fit and the weights
     weights = (out / "model.safetensors").read_bytes()

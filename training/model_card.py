@@ -304,6 +304,7 @@ def write_model_card(
             ]
     else:
         lines += [f'`min_reader_score` ({minimum}) is where qabot says "I don\'t know".', ""]
+    lines += _bands_section(calibration) + _experiments_section(model)
     lines += [
         "## Limits",
         "",
@@ -317,6 +318,55 @@ def write_model_card(
     card = model / "README.md"
     card.write_text("\n".join(lines), encoding="utf-8")
     return card
+
+
+EXPERIMENTS_FILE = "experiments.json"
+
+
+def _bands_section(calibration: dict) -> list[str]:
+    lines = [
+        "## Confidence bands",
+        "",
+        "An answer qabot gives is *sure* or *unsure* (said as such, with its sentence).",
+    ]
+    sure, figures = calibration.get("sure_model"), calibration.get("held_out_end_to_end", {}).get("sure", {})
+    if "sure_confidence" in calibration or not sure:
+        lines += [
+            f"Sure when the span's confidence reaches {calibration.get('sure_confidence', 0.85)} and its passage holds",
+            f"{calibration.get('sure_coverage', 0.6)} of the question's terms (weighed by rarity), with no year of the",
+            "question contradicted: fixed thresholds (`sure_confidence`, `sure_coverage`), chosen on the dev sets.",
+        ]
+    else:
+        lines += [
+            f"Sure when the sure model's chance that the answer is right reaches {calibration['sure_threshold']}: a",
+            "logistic regression on the no-answer model's signals, fitted on the held-out answered readings, with",
+            "the threshold where at most 8% of sure answers there are wrong (there: "
+            f"{figures.get('sure_of_answerable', '?')} of answerable questions sure, {figures.get('sure_wrong', '?')} "
+            "of sure answers wrong).",
+        ]
+    return [*lines, ""]
+
+
+def _experiments_section(model: Path) -> list[str]:
+    """Each recipe change tried, one at a time, with what it measured (`experiments.json`)."""
+    path = model / EXPERIMENTS_FILE
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        "## Recipe changes tried",
+        "",
+        "One change at a time; gold-paragraph EM / F1 on the dev sets (XQuAD-en dev half, TyDi QA GoldP",
+        "English dev), which chose the settings and were never trained on.",
+        "",
+        "| change | XQuAD dev | TyDi dev | kept |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {row['change']} | {row.get('xquad', '-')} | {row.get('tydi', '-')} | {row.get('kept', 'no')} |"
+        for row in rows
+    ]
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> None:
