@@ -228,6 +228,9 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
             str(out),
             "--held-out",
             "0.34",
+            "--dev",
+            str(data / "tiny-dev.json"),
+            str(data / "tiny-dev.json"),
             "--log",
             str(checkpoints / "train-log.jsonl"),
             "--log",
@@ -254,6 +257,7 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert "When qabot says" in card and str(figures["no_answer_model"]["sentence"]) in card
     assert f"reaches {figures['sure_threshold']}" in card  # the fitted band
     assert "| more negatives | 0.5 / 0.6 | 0.4 / 0.5 | yes |" in card
+    assert figures["dev_gold_paragraph"]["questions"] == 1 and "| tiny-dev.json (1 questions), gold paragraph" in card
 
     # refitting only the no-answer model keeps the confidence fit and the weights
     weights = (out / "model.safetensors").read_bytes()

@@ -102,11 +102,15 @@ def calibrate(args: argparse.Namespace) -> dict:
         "reliability": table,
         "date": datetime.date.today().isoformat(),
     }
-    if args.dev:
-        result["dev_gold_paragraph"] = {
+    for number, dev_file in enumerate(args.dev):  # the first is the card's main dev set
+        figures = {
             k: round(v, 4) if isinstance(v, float) else v
-            for k, v in evaluate_squad(model, tokenizer, read_dev(args.dev)).items()
+            for k, v in evaluate_squad(model, tokenizer, read_dev(dev_file)).items()
         }
+        if number == 0:
+            result["dev_gold_paragraph"] = figures
+        else:
+            result.setdefault("other_dev_gold_paragraph", {})[dev_file.name] = figures
     (args.model / CALIBRATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot_reliability({"reliability": table}, args.model / "reliability.png")
     write_model_card(args.model, args.log or [DEFAULT_CHECKPOINTS / "train-log.jsonl"], data=args.data)
@@ -141,7 +145,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the training data folder (its held-out part is used)")
     parser.add_argument("--model", type=Path, default=Path("models/qabot-reader"))
-    parser.add_argument("--dev", type=Path, help="SQuAD v1.1 dev file for the EM/F1 in the model card")
+    parser.add_argument(
+        "--dev", type=Path, nargs="+", default=[], help="SQuAD-format dev files for the EM/F1 in the model card"
+    )
     parser.add_argument("--held-out", type=float, default=0.04)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int)

@@ -220,14 +220,19 @@ def write_model_card(
         "",
         "## Figures",
         "",
-        "Dev figures are on the XQuAD-en dev half (120 paragraphs, 612 questions), which was used to",
-        "choose settings and never for training.",
+        "Dev figures are on the XQuAD-en dev half (120 paragraphs, 612 questions) and, where named, on",
+        "TyDi QA GoldP English dev; both were used to choose settings and never for training.",
         "",
         "| measure | value |",
         "|---|---|",
     ]
     if dev:
         lines.append(f"| XQuAD dev, gold paragraph given: EM / F1 | {dev['em']:.3f} / {dev['f1']:.3f} |")
+    for name, other in calibration.get("other_dev_gold_paragraph", {}).items():
+        lines.append(
+            f"| {name} ({other['questions']} questions), gold paragraph given: EM / F1 "
+            f"| {other['em']:.3f} / {other['f1']:.3f} |"
+        )
     for key, value in (end_to_end or {}).items():
         lines.append(f"| {key} | {value} |")
     e2e = calibration.get("held_out_end_to_end", {})
