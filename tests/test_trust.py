@@ -42,8 +42,8 @@ def test_a_question_about_another_subject_year_or_place_is_never_answered_as_sur
 
 
 def test_every_answer_has_a_band_and_a_known_answer_is_sure_or_unsure(news_engine):
-    sure = news_engine.ask("Who opened the new Tagus bridge?")
-    assert sure.confidence == "sure" and "Montenegro" in sure.text
+    sure = news_engine.ask("How many jobs will ASML cut?")
+    assert sure.confidence == "sure" and "1,700" in sure.text
     assert sure.to_dict()["confidence"] == "sure"
     unknown = news_engine.ask("What is the capital of Australia?")
     assert unknown.confidence == "none" and not unknown.known
@@ -107,20 +107,20 @@ def test_a_reader_without_fitted_bands_uses_the_defaults_and_tells_the_operator(
         engine.warm_up()
     notes = [r.getMessage() for r in caplog.records if "confidence bands" in r.getMessage()]
     assert len(notes) == 1 and "\n" not in notes[0]
-    assert engine.ask("Who opened the new Tagus bridge?").confidence == "sure"
+    assert engine.ask("How many jobs will ASML cut?").confidence == "sure"
 
 
 def test_the_cli_shows_the_band_a_sure_answer_as_the_answer_an_unsure_one_as_the_closest_passage(
     news_index_dir, tmp_path
 ):
     env = {"QABOT_DATA_DIR": str(tmp_path / "data")}
-    sure = run_qabot("ask", "Who opened the new Tagus bridge?", "--index", str(news_index_dir), env=env)
-    assert sure.returncode == 0 and "Answer" in sure.stdout and "Montenegro" in sure.stdout
+    sure = run_qabot("ask", "How many jobs will ASML cut?", "--index", str(news_index_dir), env=env)
+    assert sure.returncode == 0 and "Answer" in sure.stdout and "1,700" in sure.stdout
     assert ", sure (" in sure.stdout and "Not sure" not in sure.stdout
     sentences_only = {**env, "QABOT_MODELS_READER": MISSING_READER}
-    unsure = run_qabot("ask", "Who opened the new Tagus bridge?", "--index", str(news_index_dir), env=sentences_only)
+    unsure = run_qabot("ask", "How many jobs will ASML cut?", "--index", str(news_index_dir), env=sentences_only)
     assert unsure.returncode == 0 and "Not sure. The closest passage says:" in unsure.stdout
-    assert "not sure" in unsure.stdout and "Montenegro" in unsure.stdout
+    assert "not sure" in unsure.stdout and "1,700" in unsure.stdout
     data = json.loads(
         run_qabot("ask", "Who scored for Wrexham?", "--index", str(news_index_dir), "--json", env=env).stdout
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.answering.rules import DEFAULT_SURE_COVERAGE
 from training.data import make_examples, read_squad_folder, split_held_out
 from training.gold_paragraph import best_spans, evaluate_squad, read_dev
 from training.model_card import write_model_card
@@ -55,7 +56,11 @@ def calibrate(args: argparse.Namespace) -> dict:
     paragraphs = read_squad_folder(args.data)
     if args.limit:
         paragraphs = paragraphs[: args.limit]
-    _, held_out = split_held_out(paragraphs, args.held_out, args.seed)
+    _, held_out = split_held_out(paragraphs, args.held_out, args.seed)  # chosen over every file, as in training
+    if args.fit_sources:
+        held_out = [p for p in held_out if p.source in args.fit_sources]
+        if not held_out:
+            raise SystemExit(f"--fit-sources: no held-out article in {', '.join(args.fit_sources)}")
     if args.no_answer_only:
         return refit_no_answer(args, held_out)
     # about half of the windows unanswerable: on topic, from elsewhere in the article, or off topic
@@ -83,16 +88,18 @@ def calibrate(args: argparse.Namespace) -> dict:
     write_model(model, tokenizer, args.model, _training_setup(args.model))
     scores = _sigmoid(factor * logits + bias)
     table = reliability_table(scores.tolist(), right.tolist())
-    no_answer = fit_no_answer(held_out, args.model, args.questions)
+    # the end-to-end readings must score spans as the bot will, with this factor (Haystack's default
+    # of 0.1 would squeeze every confidence towards one half)
+    (args.model / CALIBRATION_FILE).write_text(
+        json.dumps({"calibration_factor": round(factor, 4), "start_logit_shift": round(shift, 4)}), encoding="utf-8"
+    )
+    no_answer = fit_no_answer(held_out, args.model, args.questions, args.answerable_share)
     result = {
         "calibration_factor": round(factor, 4),
         "start_logit_shift": round(shift, 4),
-        "min_reader_score": no_answer["min_reader_score"],
-        "fallback_sentence_score": no_answer["fallback_sentence_score"],
-        "no_answer_model": no_answer["model"],
-        "sure_model": no_answer["sure_model"],
-        "sure_threshold": no_answer["sure_threshold"],
+        **_decision(no_answer, args),
         "held_out": {
+            "sources": sorted({p.source for p in held_out}),
             "articles": len({p.group for p in held_out}),
             "windows": len(examples),
             "unanswerable": int((~answerable).sum()),
@@ -117,6 +124,26 @@ def calibrate(args: argparse.Namespace) -> dict:
     return result
 
 
+_BAND_KEYS = ("sure_model", "sure_threshold", "sure_confidence", "sure_coverage")
+
+
+def _decision(no_answer: dict, args: argparse.Namespace) -> dict:
+    """What calibration.json says about deciding: the no-answer model and thresholds, and the band:
+    the fitted sure model, or the fixed thresholds given (`--sure-confidence`, `--sure-coverage`)."""
+    decision = {
+        "min_reader_score": no_answer["min_reader_score"],
+        "fallback_sentence_score": no_answer["fallback_sentence_score"],
+        "no_answer_model": no_answer["model"],
+    }
+    if args.answerable_share is not None:
+        decision["answerable_share"] = args.answerable_share
+    if args.sure_confidence is not None:
+        decision.update(sure_confidence=args.sure_confidence, sure_coverage=args.sure_coverage)
+    else:
+        decision.update(sure_model=no_answer["sure_model"], sure_threshold=no_answer["sure_threshold"])
+    return decision
+
+
 def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
     """Fit the no-answer and sure models and `min_reader_score` again, keeping the confidence fit and the
     weights (for example after a change to retrieval or to how windows are read)."""
@@ -126,13 +153,11 @@ def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
     result = json.loads(path.read_text(encoding="utf-8"))
     for stale in ("answerable_right", "unanswerable_abstained"):  # an older threshold's, on windows
         result.get("held_out", {}).pop(stale, None)
-    no_answer = fit_no_answer(held_out, args.model, args.questions)
+    no_answer = fit_no_answer(held_out, args.model, args.questions, args.answerable_share)
+    for key in _BAND_KEYS + ("answerable_share",):  # the earlier fit's band may be of the other kind
+        result.pop(key, None)
     result.update(
-        min_reader_score=no_answer["min_reader_score"],
-        fallback_sentence_score=no_answer["fallback_sentence_score"],
-        no_answer_model=no_answer["model"],
-        sure_model=no_answer["sure_model"],
-        sure_threshold=no_answer["sure_threshold"],
+        **_decision(no_answer, args),
         held_out_end_to_end=no_answer["figures"],
         date=datetime.date.today().isoformat(),
     )
@@ -151,6 +176,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--held-out", type=float, default=0.04)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--answerable-share",
+        type=float,
+        help="the share of questions the articles are expected to answer (default: the held-out readings' own)",
+    )
+    parser.add_argument(
+        "--sure-confidence",
+        type=float,
+        help="a fixed band instead of the fitted sure model: sure from this span confidence ...",
+    )
+    parser.add_argument(
+        "--sure-coverage",
+        type=float,
+        default=DEFAULT_SURE_COVERAGE,
+        help="... with this share of the question's terms (by rarity) in the span's passage",
+    )
+    parser.add_argument(
+        "--fit-sources",
+        nargs="+",
+        default=[],
+        metavar="STEM",
+        help="fit on the held-out articles of these files only (e.g. the kinds of text the bot reads)",
+    )
     parser.add_argument("--questions", type=int, help="read at most this many held-out questions end to end")
     parser.add_argument(
         "--no-answer-only",
@@ -160,7 +208,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log", type=Path, action="append", default=[], help="each training stage's train-log.jsonl, in order"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.answerable_share is not None and not 0.0 < args.answerable_share < 1.0:
+        parser.error("--answerable-share must lie between 0 and 1")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,18 +28,13 @@ KNOWN_DATA = {
     "squad-train-pieces": ("SQuAD train split, pieces (with real unanswerable questions)", "CC BY-SA 4.0", _SQUAD),
     "tydiqa-goldp-en-train": ("TyDi QA GoldP, English train", "Apache-2.0 (passages CC BY-SA)", _TYDI),
 }
-# what the readers trained before the files were logged read
-_EARLIER_FILES = {
-    "squadshifts-new-wiki": 7938,
-    "squadshifts-reddit": 9803,
-    "squadshifts-amazon": 9885,
-    "covid-qa-early": 1380,
-}
 
 
 def data_table(files: dict[str, int]) -> str:
     """The training data's rows (questions read for training, held-out articles left out), credited."""
     lines = ["| data | questions trained on | licence | source |", "|---|---|---|---|"]
+    if not files:
+        lines.append("| not logged: write the card again with `--data` | | | |")
     for stem, questions in sorted(files.items()):
         what, licence, source = KNOWN_DATA.get(stem, (stem, "see the file's source", "-"))
         lines.append(f"| {what} (`{stem}`) | {questions:,} | {licence} | {source} |")
@@ -103,13 +98,13 @@ def training_stages(model: Path, log_paths: list[Path]) -> list[dict]:
 
 def trained_files(stages: list[dict], data: Path | None) -> dict[str, int]:
     """Questions trained on per file: as the stages logged them, else counted in the data folder (its
-    held-out articles left out), else the files of the readers trained before files were logged."""
+    held-out articles left out), else none."""
     logged: dict[str, int] = {}
     for stage in stages:
         for stem, questions in stage.get("files", {}).items():
             logged[stem] = max(questions, logged.get(stem, 0))
     if logged or data is None:
-        return logged or dict(_EARLIER_FILES)
+        return logged
     from training.data import questions_by_source, read_squad_folder, split_held_out
 
     setup = stages[-1]["setup"]
@@ -169,7 +164,8 @@ def write_model_card(
         ),
         "`source_weights` below 1 take that share of a file's windows each epoch (a different share each",
         "time). Development files (`*-dev.json`) are never read for training.",
-        f"{held['articles']} articles were held out for calibration and never trained on.",
+        f"Calibration used {held['articles']} articles held out of training"
+        + (f", from {', '.join(held['sources'])}." if held.get("sources") else "."),
         "",
         "## Hyper-parameters",
         "",
@@ -289,11 +285,14 @@ def write_model_card(
             f"sigmoid({no_answer['reader']} × logit(confidence) + {no_answer['sentence']} × best sentence score"
             f" + {no_answer.get('agreement', 0.0)} × [the span lies in that sentence]"
             f" + {no_answer.get('margin', 0.0)} × that sentence's lead over the next"
+            f" + {no_answer.get('coverage', 0.0)} × the question's coverage by the span's passage"
+            f" + {no_answer.get('year', 0.0)} × [a year of the question contradicted]"
             f" {'−' if no_answer['bias'] < 0 else '+'} {abs(no_answer['bias'])}), is under one half, or when the",
             "span's confidence is under",
             f"`min_reader_score` ({minimum}). Both were fitted end to end on the held-out articles: qabot indexed",
             "them and answered each question as the bot does, and again with every retrieved passage that holds",
             "the answer taken away (`python -m training.calibrate`; `--no-answer-only` refits just these).",
+            *([_share_line(calibration["answerable_share"])] if "answerable_share" in calibration else []),
             "The threshold balances answering (the answer in the sentence shown) against abstaining on the",
             "unanswerable readings. `answer.fitted_no_answer = false` uses Haystack's no-answer instead.",
             "",
@@ -326,6 +325,13 @@ def write_model_card(
 
 
 EXPERIMENTS_FILE = "experiments.json"
+
+
+def _share_line(share: float) -> str:
+    return (
+        f"The fit assumes {share:.0%} of questions have an answer in the articles (`--answerable-share`): its bias"
+        " moves from the readings' own share to it, and the thresholds weigh answering and abstaining by it."
+    )
 
 
 def _bands_section(calibration: dict) -> list[str]:

@@ -187,9 +187,12 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
     return Readings(*(np.array(column) for column in columns))
 
 
-def choose_min_score(scores: np.ndarray, readings: Readings, answerable_chance: np.ndarray) -> tuple[float, dict]:
+def choose_min_score(
+    scores: np.ndarray, readings: Readings, answerable_chance: np.ndarray, answerable_share: float = 0.5
+) -> tuple[float, dict]:
     """The confidence threshold with the best mean of (answerable questions answered with the answer
-    in the sentence shown) and (unanswerable ones abstained on), the no-answer model deciding as well.
+    in the sentence shown) and (unanswerable ones abstained on), weighed by `answerable_share` (the
+    share of questions the articles answer), the no-answer model deciding as well.
     A span that misses a word or two but shows the right sentence still answers the user; a wrong
     sentence or "I don't know" does not."""
     best, best_value, figures = 0.0, -1.0, {}
@@ -197,8 +200,9 @@ def choose_min_score(scores: np.ndarray, readings: Readings, answerable_chance: 
         answered = (scores >= threshold) & (answerable_chance >= 0.5) & (scores > 0)
         has_answer = float((answered & readings.evidence)[readings.answerable].mean())
         no_answer = float((~answered)[~readings.answerable].mean())
-        if (has_answer + no_answer) / 2 > best_value + 1e-9:
-            best, best_value = round(float(threshold), 2), (has_answer + no_answer) / 2
+        value = answerable_share * has_answer + (1 - answerable_share) * no_answer
+        if value > best_value + 1e-9:
+            best, best_value = round(float(threshold), 2), value
             figures = {
                 "answerable_evidence": round(has_answer, 3),
                 "answerable_right": round(float((answered & readings.right)[readings.answerable].mean()), 3),
@@ -208,7 +212,7 @@ def choose_min_score(scores: np.ndarray, readings: Readings, answerable_chance: 
 
 
 def choose_fallback_score(
-    readings: Readings, answered: np.ndarray, answerable_chance: np.ndarray
+    readings: Readings, answered: np.ndarray, answerable_chance: np.ndarray, answerable_share: float = 0.5
 ) -> tuple[float, dict]:
     """The best sentence's score from which a reading that no-answer lets through but whose span's
     confidence is too low (`answered` False, the chance at least one half) is answered with its
@@ -222,7 +226,7 @@ def choose_fallback_score(
         fallback = candidates & (readings.sentence >= threshold)
         has_answer = float((shown | (fallback & readings.best_evidence))[readings.answerable].mean())
         no_answer = float((~(answered | fallback))[~readings.answerable].mean())
-        return (has_answer + no_answer) / 2, has_answer, no_answer
+        return answerable_share * has_answer + (1 - answerable_share) * no_answer, has_answer, no_answer
 
     best, (best_value, has_answer, no_answer) = 1.0, value(1.01)
     for threshold in np.round(np.arange(0.99, 0.0, -0.01), 2):  # from the top: the highest of equally good
@@ -237,22 +241,33 @@ def choose_fallback_score(
     }
 
 
-def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = None) -> dict:
+def fit_no_answer(
+    paragraphs: list[Paragraph], model: Path, limit: int | None = None, answerable_share: float | None = None
+) -> dict:
     """The no-answer model and `min_reader_score`, fitted on `paragraphs` (held-out articles), with
-    the figures that show what they do there."""
+    the figures that show what they do there. `answerable_share` is the share of questions the
+    articles are expected to answer: the fit's bias moves from the readings' own share to it (a
+    prior shift), and the thresholds weigh answering and abstaining by it. None: the readings as
+    they are, answering and abstaining weighed alike."""
     readings = read_end_to_end(paragraphs, model, limit)
     has_span = readings.confidence > 0
     if readings.answerable.sum() < 2 or (~readings.answerable).sum() < 2:
         raise ValueError("too few held-out questions to fit the no-answer model: hold out more articles")
     weights, bias = fit_logistic(readings.features()[has_span], readings.answerable[has_span])
+    if answerable_share is not None:
+        bias += _logit(answerable_share) - _logit(float(readings.answerable[has_span].mean()))
+    else:
+        answerable_share = 0.5
     fitted = ReadingModel(
         *(round(float(w), 4) for w in weights[:2]), round(bias, 4), *(round(float(w), 4) for w in weights[2:])
     )
     chance = readings.chances(fitted)  # the chance as the bot computes it, with the weights as written
-    threshold, figures = choose_min_score(readings.confidence, readings, chance)
-    alone, alone_figures = choose_min_score(readings.confidence, readings, np.where(has_span, 1.0, 0.0))
+    threshold, figures = choose_min_score(readings.confidence, readings, chance, answerable_share)
+    alone, alone_figures = choose_min_score(
+        readings.confidence, readings, np.where(has_span, 1.0, 0.0), answerable_share
+    )
     answered = (readings.confidence >= threshold) & (chance >= 0.5) & has_span
-    fallback, fallback_figures = choose_fallback_score(readings, answered, chance)
+    fallback, fallback_figures = choose_fallback_score(readings, answered, chance, answerable_share)
     sure_model, sure_threshold, sure_figures = fit_sure(readings, answered)
     return {
         "model": dataclasses.asdict(fitted),
@@ -269,6 +284,11 @@ def fit_no_answer(paragraphs: list[Paragraph], model: Path, limit: int | None = 
             "with_sentence_answers": {"fallback_sentence_score": fallback, **fallback_figures},
         },
     }
+
+
+def _logit(share: float) -> float:
+    share = min(max(share, 1e-3), 1 - 1e-3)
+    return float(np.log(share / (1 - share)))
 
 
 def reading_model(weights: np.ndarray, bias: float) -> ReadingModel:
