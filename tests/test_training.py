@@ -274,6 +274,16 @@ def test_training_runs_end_to_end_on_a_tiny_slice_and_resumes(tmp_path):
     assert again["no_answer_model"] == pytest.approx(figures["no_answer_model"], abs=0.1)
     assert all(abs(v) < 100 for v in again["no_answer_model"].values())
 
+    # a refit that expects most questions answerable moves the bias up; fixed band thresholds replace the sure model
+    refit = ["--data", str(data), "--model", str(out), "--held-out", "0.34", "--no-answer-only", "--log", gone]
+    calibrate.main([*refit, "--answerable-share", "0.9", "--sure-confidence", "0.8", "--sure-coverage", "0.5"])
+    shifted = json.loads((out / "calibration.json").read_text())
+    assert shifted["answerable_share"] == 0.9 and shifted["no_answer_model"]["bias"] > again["no_answer_model"]["bias"]
+    assert (shifted["sure_confidence"], shifted["sure_coverage"]) == (0.8, 0.5) and "sure_model" not in shifted
+    assert "reaches 0.8" in (out / "README.md").read_text() and "assumes 90%" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        calibrate.parse_args([*refit, "--answerable-share", "1.0"])
+
 
 def test_a_stage_can_train_on_some_files_while_the_held_out_articles_stay_out(tmp_path):
     data = _tiny_squad(tmp_path / "data")
