@@ -187,6 +187,12 @@ def read_end_to_end(paragraphs: list[Paragraph], model: Path, limit: int | None 
     return Readings(*(np.array(column) for column in columns))
 
 
+def _balance(has_answer: float, no_answer: float, answerable_share: float) -> float:
+    """What a threshold is chosen for: answering where there is an answer and abstaining where there
+    is none, weighed by the share of questions that have one."""
+    return answerable_share * has_answer + (1 - answerable_share) * no_answer
+
+
 def choose_min_score(
     scores: np.ndarray, readings: Readings, answerable_chance: np.ndarray, answerable_share: float = 0.5
 ) -> tuple[float, dict]:
@@ -200,7 +206,7 @@ def choose_min_score(
         answered = (scores >= threshold) & (answerable_chance >= 0.5) & (scores > 0)
         has_answer = float((answered & readings.evidence)[readings.answerable].mean())
         no_answer = float((~answered)[~readings.answerable].mean())
-        value = answerable_share * has_answer + (1 - answerable_share) * no_answer
+        value = _balance(has_answer, no_answer, answerable_share)
         if value > best_value + 1e-9:
             best, best_value = round(float(threshold), 2), value
             figures = {
@@ -226,7 +232,7 @@ def choose_fallback_score(
         fallback = candidates & (readings.sentence >= threshold)
         has_answer = float((shown | (fallback & readings.best_evidence))[readings.answerable].mean())
         no_answer = float((~(answered | fallback))[~readings.answerable].mean())
-        return answerable_share * has_answer + (1 - answerable_share) * no_answer, has_answer, no_answer
+        return _balance(has_answer, no_answer, answerable_share), has_answer, no_answer
 
     best, (best_value, has_answer, no_answer) = 1.0, value(1.01)
     for threshold in np.round(np.arange(0.99, 0.0, -0.01), 2):  # from the top: the highest of equally good
@@ -258,9 +264,7 @@ def fit_no_answer(
         bias += _logit(answerable_share) - _logit(float(readings.answerable[has_span].mean()))
     else:
         answerable_share = 0.5
-    fitted = ReadingModel(
-        *(round(float(w), 4) for w in weights[:2]), round(bias, 4), *(round(float(w), 4) for w in weights[2:])
-    )
+    fitted = reading_model(weights, bias)
     chance = readings.chances(fitted)  # the chance as the bot computes it, with the weights as written
     threshold, figures = choose_min_score(readings.confidence, readings, chance, answerable_share)
     alone, alone_figures = choose_min_score(
@@ -304,9 +308,7 @@ def fit_sure(readings: Readings, answered: np.ndarray) -> tuple[ReadingModel, fl
     if answered.sum() < 2:
         raise ValueError("too few answered held-out readings to fit the sure model: hold out more articles")
     weights, bias = fit_logistic(readings.features()[answered], right[answered])
-    model = ReadingModel(
-        *(round(float(w), 4) for w in weights[:2]), round(bias, 4), *(round(float(w), 4) for w in weights[2:])
-    )
+    model = reading_model(weights, bias)
     chance = readings.chances(model)
     threshold, figures = choose_sure_threshold(chance, answered, right, readings.answerable)
     return model, threshold, figures

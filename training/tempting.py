@@ -38,10 +38,10 @@ class TemptingWindows:
 
     def __init__(self, sentences: list[list[str]], groups: list[str]) -> None:
         self.sentences, self.groups = sentences, groups
-        self.terms: list[list[set[str]]] = [[question_terms(s) for s in paragraph] for paragraph in sentences]
-        frequency = Counter(term for paragraph in self.terms for terms in paragraph for term in terms)
+        terms_of = [[question_terms(s) for s in paragraph] for paragraph in sentences]
+        frequency = Counter(term for paragraph in terms_of for terms in paragraph for term in terms)
         self.postings: dict[str, list[tuple[int, int]]] = {}
-        for number, paragraph in enumerate(self.terms):
+        for number, paragraph in enumerate(terms_of):
             for index, terms in enumerate(paragraph):
                 for term in terms:
                     if frequency[term] <= MOST_SENTENCES_A_KEY_TERM:
