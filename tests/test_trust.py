@@ -44,7 +44,7 @@ def test_a_question_about_another_subject_year_or_place_is_never_answered_as_sur
 def test_every_answer_has_a_band_and_a_known_answer_is_sure_or_unsure(news_engine):
     sure = news_engine.ask("How many jobs will ASML cut?")
     assert sure.confidence == "sure" and "1,700" in sure.text
-    assert sure.to_dict()["confidence"] == "sure"
+    assert sure.to_dict()["confidence"] == "sure" and sure.to_dict()["coverage"] == sure.coverage > 0
     unknown = news_engine.ask("What is the capital of Australia?")
     assert unknown.confidence == "none" and not unknown.known
 

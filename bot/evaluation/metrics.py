@@ -131,6 +131,7 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
         "kind": answer.kind,
         "score": answer.score,
         "confidence": answer.confidence,
+        "coverage": answer.coverage,
         "evidence": answer.evidence,
         "abstained": not answer.known,
         "exact_match": exact_match(result.prediction, question.answers),

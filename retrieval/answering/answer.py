@@ -48,6 +48,8 @@ class Answer:
     `evidence` is the sentence the answer came from; `answer_start`/`answer_end` locate the
     answer inside `evidence` (both -1 when it is not a substring of it). `confidence` is the band
     every front end shows (see `Confidence`); `alternatives` the next distinct answers, best first.
+    `coverage` is the share of the question's terms, weighed by rarity, that a span answer's passage
+    and title hold (a sure answer needs the reader's `sure_coverage`; 0 for other answers).
     """
 
     question: str
@@ -66,6 +68,7 @@ class Answer:
     url: str = ""
     confidence: Confidence = "sure"
     alternatives: tuple[Alternative, ...] = ()
+    coverage: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind in {"none", "reply"}:  # no answer from the articles has no band but "none"

@@ -243,7 +243,7 @@ class ExtractiveAnswerer:
         alternatives = list(reading.alternatives)
         if best.score >= self.min_score:
             band = "sure" if self.sure(reading) else "unsure"
-            return _with(best, band=band, alternatives=alternatives)
+            return _with(best, band=band, alternatives=alternatives, coverage=reading.coverage)
         fallback = self.fallback_score
         if fallback is not None and fallback < 1.0 and reading.sentence_score >= fallback and reading.best_sentence:
             sentence = sentence_answer(best.query, reading.sentence_score, *reading.best_sentence)

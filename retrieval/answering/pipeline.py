@@ -152,6 +152,7 @@ def answer_from(
         text=extracted.data,
         confidence=extracted.meta.get("band", "unsure") if _clear(question, search_query, notices) else "unsure",
         alternatives=tuple(_alternative(a) for a in extracted.meta.get("alternatives", ())),
+        coverage=round(float(extracted.meta.get("coverage", 0.0)), 4),
         score=round(float(extracted.score), 4),
         kind=extracted.meta["kind"],
         evidence=evidence,
