@@ -5,6 +5,7 @@ its calibration and its model card."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -449,7 +450,7 @@ def test_averaged_readers_hold_the_weighted_mean_of_their_trained_weights_and_lo
 
 
 def test_the_model_card_credits_each_file_trained_on_and_share_alike_data_makes_the_weights_share_alike():
-    from training.model_card import card_licence, data_table
+    from training.card_data import card_licence, data_table
 
     table = data_table({"squadshifts-reddit": 9000, "tydiqa-goldp-en-train": 3500})
     assert "| SQuAD-shifts, Reddit posts (`squadshifts-reddit`) | 9,000 | CC BY 4.0 |" in table
@@ -514,3 +515,23 @@ def test_tempting_negatives_are_unanswerable_and_off_by_default(tmp_path):
         assert example.answer_start is None
         assert not any(gold in example.context for gold in example.answers)
         assert "cost" in example.context
+
+
+def test_the_model_card_of_a_soup_names_its_parts_and_their_weights(tmp_path):
+    from retrieval.models.resolve import SHIPPED_MODELS_DIR
+    from training.model_card import write_model_card
+
+    model = tmp_path / "soup"
+    model.mkdir()
+    shutil.copy(SHIPPED_MODELS_DIR / "qabot-reader" / "calibration.json", model)
+    (model / "training.json").write_text(json.dumps({"average_of": ["frozen-lower", "all-layers"], "weights": [1, 1]}))
+    logs = []
+    for name, freeze in (("frozen-lower", 2), ("all-layers", 0)):
+        log = tmp_path / f"{name}.jsonl"
+        start = {"event": "start", "setup": {"freeze_layers": freeze}, "examples": 8, "no_answer_share": 0.3}
+        log.write_text(json.dumps(start) + "\n" + json.dumps({"step": 4, "loss": 3.1}) + "\n")
+        logs.append(log)
+    card = write_model_card(model, logs).read_text()
+    assert "the average of the weights of 2 runs" in card and "weights 1 + 1" in card
+    assert "| setting | part 1 | part 2 |" in card and "| freeze_layers | 2 | 0 |" in card
+    assert "then `python -m training.average`" in card

@@ -26,14 +26,10 @@ TEMPTING = {
 }
 
 
-# The shipped reader reads "Darmstadt" (where the engineers cheered) for where the rover landed, at
-# 0.88: a misreading no band can see. Strict: it fails once a better reader gets it right.
-MISREAD = pytest.mark.xfail(strict=True, reason="the shipped reader misreads the landing place as sure")
-
-
-@pytest.mark.parametrize(
-    "question", [pytest.param(q, marks=MISREAD) if q.startswith("Where did the rover") else q for q in TEMPTING]
-)
+# The shipped reader still reads "Darmstadt" (where the engineers cheered) for where the rover
+# landed, at 0.854: just under the sure band's 0.86, so it is shown as unsure. A misreading no band
+# can see; a later reader or band that shows it as sure fails here.
+@pytest.mark.parametrize("question", list(TEMPTING))
 def test_a_question_about_another_subject_year_or_place_is_never_answered_as_sure_and_wrong(news_engine, question):
     answer = news_engine.ask(question)
     truth = TEMPTING[question]

@@ -6,45 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-_SHIFTS = (
-    'Miller, Krauth, Recht and Schmidt, "The Effect of Natural Distribution Shift on Question Answering Models", '
-    "ICML 2020"
-)
-_COVID = 'Möller, Reina, Jayakumar and Pietsch, "COVID-QA: A Question Answering Dataset for COVID-19", 2020'
-_SQUAD = (
-    'Rajpurkar, Zhang, Lopyrev and Liang, "SQuAD: 100,000+ Questions for Machine Comprehension of Text", '
-    'EMNLP 2016; Rajpurkar, Jia and Liang, "Know What You Don\'t Know: Unanswerable Questions for SQuAD", ACL 2018'
-)
-_TYDI = (
-    'Clark, Choi, Collins, Garrette, Kwiatkowski, Nikolaev and Palomaki, "TyDi QA: A Benchmark for '
-    'Information-Seeking Question Answering in Typologically Diverse Languages", TACL 2020'
-)
-# file stem -> (what it is, licence, source)
-KNOWN_DATA = {
-    "squadshifts-new-wiki": ("SQuAD-shifts, new Wikipedia articles", "CC BY 4.0", _SHIFTS),
-    "squadshifts-reddit": ("SQuAD-shifts, Reddit posts", "CC BY 4.0", _SHIFTS),
-    "squadshifts-amazon": ("SQuAD-shifts, Amazon product reviews", "CC BY 4.0", _SHIFTS),
-    "covid-qa-early": ("COVID-QA, early release", "Apache-2.0", _COVID),
-    "squad-train-pieces": ("SQuAD train split, pieces (with real unanswerable questions)", "CC BY-SA 4.0", _SQUAD),
-    "tydiqa-goldp-en-train": ("TyDi QA GoldP, English train", "Apache-2.0 (passages CC BY-SA)", _TYDI),
-}
-
-
-def data_table(files: dict[str, int]) -> str:
-    """The training data's rows (questions read for training, held-out articles left out), credited."""
-    lines = ["| data | questions trained on | licence | source |", "|---|---|---|---|"]
-    if not files:
-        lines.append("| not logged: write the card again with `--data` | | | |")
-    for stem, questions in sorted(files.items()):
-        what, licence, source = KNOWN_DATA.get(stem, (stem, "see the file's source", "-"))
-        lines.append(f"| {what} (`{stem}`) | {questions:,} | {licence} | {source} |")
-    return "\n".join([*lines, ""])
-
-
-def card_licence(files: dict[str, int]) -> str:
-    """Share-alike data makes the weights share-alike too."""
-    licences = [KNOWN_DATA.get(stem, ("", "", ""))[1] for stem in files]
-    return "cc-by-sa-4.0" if any("BY-SA" in licence for licence in licences) else "cc-by-4.0"
+from training.card_data import card_licence, data_table
 
 
 def read_log(path: Path) -> list[dict]:
@@ -123,6 +85,8 @@ def write_model_card(
     if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
         stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
     files = trained_files(stages, data)
+    soup = _soup(model)
+    run = "part" if soup else "stage"
     dev = calibration.get("dev_gold_paragraph", {})
     held = calibration["held_out"]
     lines = [
@@ -142,8 +106,9 @@ def write_model_card(
         "answers work offline. Weights are stored in fp16 and load as float32.",
         "",
         "Reproduce it with `make reader` (from the repository root, with the training data in",
-        "`../shared/qa-train`): `python -m training.train_reader` once per stage (see Hyper-parameters),",
-        "then `python -m training.calibrate`.",
+        f"`../shared/qa-train`): `python -m training.train_reader` once per {run} (see Hyper-parameters),",
+        ("then `python -m training.average`, " if soup else "then ")
+        + "`python -m training.calibrate` and `python -m training.bands`.",
         "",
         "## Training data",
         "",
@@ -169,9 +134,14 @@ def write_model_card(
         "",
         "## Hyper-parameters",
         "",
-        "Training ran in stages; each later stage starts from the weights of the one before.",
+        (
+            f"The model is the average of the weights of {len(stages)} runs, each from the base encoder (a model "
+            f"soup, `python -m training.average`, weights {_setting(soup, 'weights')}); the columns are its parts."
+            if soup
+            else "Training ran in stages; each later stage starts from the weights of the one before."
+        ),
         "",
-        "| setting | " + " | ".join(f"stage {n}" for n in range(1, len(stages) + 1)) + " |",
+        "| setting | " + " | ".join(f"{run} {n}" for n in range(1, len(stages) + 1)) + " |",
         "|---|" + "---|" * len(stages),
     ]
     keys = (
@@ -200,14 +170,14 @@ def write_model_card(
         "| steps, final running loss | " + " | ".join(f"{stage['steps']}, {stage['loss']}" for stage in stages) + " |",
     ]
     lines += [
-        f"| schedule change | stage {n}: at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} "
+        f"| schedule change | {run} {n}: at step {r['step']} the run went from {r['from_epochs']} to {r['epochs']} "
         "epochs (the learning rate follows the new schedule from there) |"
         for n, stage in enumerate(stages, 1)
         for r in stage["reschedules"]
     ]
     lines += [
         "",
-        "| all stages | |",
+        f"| all {run}s | |",
         "|---|---|",
         "| optimiser | AdamW, weight decay 0.01, linear warm-up and decay, gradient clipping at 1.0 |",
         "| loss | start/end cross-entropy (no answer = [CLS]) + binary loss on sigmoid(start + end), "
@@ -325,6 +295,13 @@ def write_model_card(
 
 
 EXPERIMENTS_FILE = "experiments.json"
+
+
+def _soup(model: Path) -> dict:
+    """The averaged parts' names and weights when the model is a soup (`training.average`), else {}."""
+    path = model / "training.json"
+    setup = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {key: setup[key] for key in ("average_of", "weights") if "average_of" in setup and key in setup}
 
 
 def _share_line(share: float) -> str:

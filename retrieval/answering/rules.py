@@ -70,8 +70,8 @@ class ReadingModel:
 
 # Without a fitted sure model, an answer is sure when its confidence reaches a threshold, the
 # question's rarer terms are mostly in its passage, and no year of the question is contradicted.
-# These defaults were chosen for qabot-reader on the XQuAD dev set: 9.6% of its sure answers wrong
-# there (see docs/models-and-training.md); a reader's calibration.json may set its own.
+# These defaults stand in for a reader whose calibration.json gives no thresholds of its own (the
+# shipped reader's are chosen on the dev sets by `training.bands`; docs/models-and-training.md).
 DEFAULT_SURE_CONFIDENCE = 0.85
 DEFAULT_SURE_COVERAGE = 0.6
 
