@@ -1,8 +1,10 @@
-"""Choose the reader's band thresholds on dev sets: the span confidence and the question coverage an
-answer needs to be shown as sure.
+"""Choose the reader's band thresholds on dev sets (the confidence and coverage of a sure answer).
 
-    .venv/bin/qabot eval ../shared/eval/xquad-en-dev.json --json-out /tmp/xquad.json
-    .venv/bin/qabot eval ../shared/qa-train/tydiqa-goldp-en-dev.json --json-out /tmp/tydi.json
+A sure answer needs its span's confidence and its question coverage to reach two thresholds; this
+chooses them from `qabot eval --json-out` results:
+
+    .venv/bin/qabot eval ../shared/eval/xquad-en-dev.json --index /tmp/qabot-xquad --json-out /tmp/xquad.json
+    .venv/bin/qabot eval ../shared/qa-train/tydiqa-goldp-en-dev.json --index /tmp/qabot-tydi --json-out /tmp/tydi.json
     .venv/bin/python -m training.bands /tmp/xquad.json /tmp/tydi.json [--max-wrong 0.1] [--model DIR]
 
 Over a grid of both thresholds it replays the band on every answer of each `--json-out` file: an
