@@ -9,7 +9,7 @@ from rich.text import Text
 
 from bot.dates import with_date_meant
 from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
-from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, plural
+from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, plural, shown_score
 from retrieval.answering.answer import Answer
 from retrieval.ingest.feeds import WebReport
 
@@ -49,7 +49,7 @@ def render_answer(answer: Answer) -> RenderableType:
         rows.add_row("Passage", highlighted_evidence(answer))
         if answer.kind == "extractive":
             rows.add_row("Closest", Text(with_date_meant(answer.text, answer.published)))
-    confidence = f"{answer.score:.2f}, {BAND_WORDS[answer.confidence]} ({KIND_LABELS[answer.kind]})"
+    confidence = f"{shown_score(answer.score):.2f}, {BAND_WORDS[answer.confidence]} ({KIND_LABELS[answer.kind]})"
     rows.add_row("Confidence", confidence)
     rows.add_row("Article", escape(answer.title) or "-")
     for line in dated_link(answer.published, answer.url):
@@ -70,7 +70,7 @@ def render_more(answer: Answer | None) -> RenderableType:
     rows.add_column()
     for number, other in enumerate(answer.alternatives, 1):
         shown = with_date_meant(other.text, other.published)
-        rows.add_row(f"{number}.", Text(f"{shown} ({other.score:.2f})", style="bold"))
+        rows.add_row(f"{number}.", Text(f"{shown} ({shown_score(other.score):.2f})", style="bold"))
         rows.add_row("", Text(other.evidence))
         rows.add_row("", Text(" · ".join(part for part in (other.title, other.published) if part), style="dim"))
     return Group(Text(f"Other answers to “{answer.question}”:", style="bold"), rows)

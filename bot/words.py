@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 
@@ -14,6 +15,12 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
 BAND_WORDS = {"sure": "sure", "unsure": "not sure", "none": "not found"}
 UNSURE_LEAD = "Not sure. The closest passage says:"
 NO_QUESTION_FOR_MORE = "Ask a question first; then /more shows the other answers I found."
+
+
+def shown_score(score: float) -> float:
+    """A confidence as the front ends show it, to two decimals rounded down, so that an answer under
+    the sure band's threshold never reads as reaching it (0.857 shows as 0.85 beside 0.86)."""
+    return math.floor(score * 100 + 1e-9) / 100
 
 
 def no_other_answers(question: str) -> str:

@@ -166,3 +166,12 @@ def test_any_text_splits_into_valid_chunks_within_the_limit(spans, limit):
 def test_a_limit_too_small_for_any_text_is_an_error():
     with pytest.raises(ValueError):
         to_chunks([Block((Span("😀"),))], limit=1)
+
+
+@given(st.floats(min_value=0.0, max_value=1.0))
+def test_a_shown_confidence_never_reads_higher_than_the_score(score):
+    from bot.words import shown_score
+
+    shown = shown_score(score)
+    assert shown <= score + 1e-9 and score - shown < 0.01 + 1e-9
+    assert f"{shown_score(0.857):.2f}" == "0.85" and f"{shown_score(0.29):.0%}" == "29%"

@@ -14,7 +14,7 @@ from pathlib import PurePath
 
 from bot.dates import with_date_meant
 from bot.sources import NO_QUESTION_FOR_SOURCES, OWN_WORDS, Article, looked_at_line, sources_of
-from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers
+from bot.words import BAND_WORDS, NO_QUESTION_FOR_MORE, UNSURE_LEAD, no_other_answers, shown_score
 from retrieval.answering.answer import Answer
 
 # Telegram refuses messages longer than this: UTF-16 code units of the text after HTML parsing.
@@ -188,7 +188,7 @@ def answer_blocks(answer: Answer) -> list[Block]:
     else:
         blocks = []
         title = _title_span(answer.title, answer.url or answer.source)
-        confidence = Span(f"Confidence {answer.score:.0%}, {BAND_WORDS[answer.confidence]} · ")
+        confidence = Span(f"Confidence {shown_score(answer.score):.0%}, {BAND_WORDS[answer.confidence]} · ")
         evidence = _highlighted(answer.evidence, answer.answer_start, answer.answer_end)
         if answer.confidence != "sure":  # the closest passage's sentence, the span in it highlighted
             blocks.append(_text(UNSURE_LEAD, "i"))
@@ -242,7 +242,7 @@ def format_more(answer: Answer | None, limit: int = MESSAGE_LIMIT) -> list[str]:
     for number, other in enumerate(answer.alternatives, start=1):
         title = _title_span(other.title, other.url or other.source)
         shown = Span(with_date_meant(other.text, other.published), "b")
-        blocks.append(Block((Span(f"{number}. "), shown, Span(f" ({other.score:.0%}) · "), title)))
+        blocks.append(Block((Span(f"{number}. "), shown, Span(f" ({shown_score(other.score):.0%}) · "), title)))
         start = other.evidence.find(other.text)
         blocks.append(Block(_highlighted(other.evidence, start, start + len(other.text)), "blockquote"))
     return to_chunks(blocks, limit)
