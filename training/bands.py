@@ -104,10 +104,13 @@ def frontier(choices: list[BandChoice]) -> list[BandChoice]:
 
 
 def write_bands(model: Path, choice: BandChoice) -> None:
-    path = model / "calibration.json"
+    """Put the chosen thresholds in the reader's calibration.json, in place of any earlier band."""
+    from training.calibrate import BAND_KEYS, CALIBRATION_FILE
+
+    path = model / CALIBRATION_FILE
     calibration = json.loads(path.read_text()) if path.exists() else {}
-    calibration.pop("sure_model", None)
-    calibration.pop("sure_threshold", None)
+    for key in BAND_KEYS:
+        calibration.pop(key, None)
     calibration.update(sure_confidence=choice.confidence, sure_coverage=choice.coverage)
     path.write_text(json.dumps(calibration, indent=2) + "\n")
 

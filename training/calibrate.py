@@ -124,7 +124,7 @@ def calibrate(args: argparse.Namespace) -> dict:
     return result
 
 
-_BAND_KEYS = ("sure_model", "sure_threshold", "sure_confidence", "sure_coverage")
+BAND_KEYS = ("sure_model", "sure_threshold", "sure_confidence", "sure_coverage")
 
 
 def _decision(no_answer: dict, args: argparse.Namespace) -> dict:
@@ -154,7 +154,7 @@ def refit_no_answer(args: argparse.Namespace, held_out: list) -> dict:
     for stale in ("answerable_right", "unanswerable_abstained"):  # an older threshold's, on windows
         result.get("held_out", {}).pop(stale, None)
     no_answer = fit_no_answer(held_out, args.model, args.questions, args.answerable_share)
-    for key in _BAND_KEYS + ("answerable_share",):  # the earlier fit's band may be of the other kind
+    for key in BAND_KEYS + ("answerable_share",):  # the earlier fit's band may be of the other kind
         result.pop(key, None)
     result.update(
         **_decision(no_answer, args),

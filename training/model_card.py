@@ -82,10 +82,13 @@ def write_model_card(
     `data` (the training folder) counts the questions of stages that did not log their files."""
     calibration = json.loads((model / "calibration.json").read_text(encoding="utf-8"))
     stages = training_stages(model, log_paths)
-    if not stages[-1]["setup"] and (model / "training.json").is_file():  # the last stage's, beside the weights
-        stages[-1]["setup"] = json.loads((model / "training.json").read_text(encoding="utf-8"))
+    beside = model / "training.json"  # the last stage's setup, or the soup's, beside the weights
+    written = json.loads(beside.read_text(encoding="utf-8")) if beside.is_file() else {}
+    if not stages[-1]["setup"] and written:
+        stages[-1]["setup"] = written
     files = trained_files(stages, data)
-    soup = _soup(model)
+    # a soup (`training.average`) names its parts and their weights
+    soup = {key: written[key] for key in ("average_of", "weights") if "average_of" in written and key in written}
     run = "part" if soup else "stage"
     dev = calibration.get("dev_gold_paragraph", {})
     held = calibration["held_out"]
@@ -295,13 +298,6 @@ def write_model_card(
 
 
 EXPERIMENTS_FILE = "experiments.json"
-
-
-def _soup(model: Path) -> dict:
-    """The averaged parts' names and weights when the model is a soup (`training.average`), else {}."""
-    path = model / "training.json"
-    setup = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return {key: setup[key] for key in ("average_of", "weights") if "average_of" in setup and key in setup}
 
 
 def _share_line(share: float) -> str:
