@@ -15,9 +15,7 @@ a span's score sigmoid(start + end logit), so the training loss includes that sc
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from training.data import (
     weighted_order,
 )
 from training.gold_paragraph import evaluate_squad, read_dev, span_logits
+from training.runs import add_run_arguments, linear_schedule, log_record, save_checkpoint, update
 from training.weights import trained_weights, write_model
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
@@ -122,12 +121,6 @@ def loss_of(model, batch: dict[str, torch.Tensor], hard_negatives: int = 8) -> t
     return token_loss + span_loss / len(starts)
 
 
-def _log(log_path: Path, record: dict) -> None:
-    print(json.dumps(record), flush=True)
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of SQuAD-format training files")
@@ -175,17 +168,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--warmup", type=float, default=0.06, help="share of steps with a rising learning rate")
     parser.add_argument("--max-length", type=int, default=192, help="tokens per training window")
     parser.add_argument("--freeze-layers", type=int, default=2, help="lowest encoder layers kept frozen")
-    parser.add_argument("--held-out", type=float, default=0.04, help="share of articles kept out for calibration")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--limit", type=int, help="use only the first N paragraphs (a smoke test)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps (the schedule is unchanged)")
-    parser.add_argument("--save-every", type=int, default=50)
+    add_run_arguments(parser, save_every=50)
     parser.add_argument("--eval-every", type=int, default=300)
     parser.add_argument("--dev-sample", type=int, default=200, help="dev questions for the periodic figures")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     try:
         args.source_weights = {k: float(v) for k, v in (item.split("=", 1) for item in args.source_weight)}
@@ -265,10 +252,7 @@ def train(args: argparse.Namespace) -> Path:
 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameter_groups(model, args.lr, args.layer_decay), lr=args.lr, weight_decay=0.01)
-    warmup = max(1, int(total_steps * args.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
-    )
+    scheduler = linear_schedule(optimizer, total_steps, args.warmup)
     checkpoint = args.checkpoints / "last.pt"
     step = 0
     if checkpoint.exists():
@@ -281,11 +265,11 @@ def train(args: argparse.Namespace) -> Path:
             step = state["step"]
             if state["setup"]["epochs"] == args.epochs:
                 scheduler.load_state_dict(state["scheduler"])
-                _log(log_path, {"event": "resumed", "step": step})
+                log_record(log_path, {"event": "resumed", "step": step})
             else:  # a longer or shorter run: the new schedule, from where training stands
                 for _ in range(step):
                     scheduler.step()
-                _log(
+                log_record(
                     log_path,
                     {
                         "event": "rescheduled",
@@ -295,8 +279,8 @@ def train(args: argparse.Namespace) -> Path:
                     },
                 )
         else:
-            _log(log_path, {"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
-    _log(
+            log_record(log_path, {"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
+    log_record(
         log_path,
         {
             "event": "start",
@@ -321,17 +305,13 @@ def train(args: argparse.Namespace) -> Path:
             if step >= stop:
                 break
             loss = loss_of(model, collate(encoded, indices, tokenizer.pad_token_id))
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
+            update(loss, optimizer, scheduler, parameters)
             step += 1
             seen += len(indices)
             running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
             if step % 10 == 0 or step == stop:
                 rate = seen / (time.time() - started)
-                _log(
+                log_record(
                     log_path,
                     {
                         "step": step,
@@ -342,16 +322,16 @@ def train(args: argparse.Namespace) -> Path:
                     },
                 )
             if step % args.save_every == 0 or step == stop:
-                _save(checkpoint, model, optimizer, scheduler, step, _setup(args, len(examples)))
+                save_checkpoint(checkpoint, model, optimizer, scheduler, step, _setup(args, len(examples)))
             if dev_sample and (step % args.eval_every == 0 or step == stop):
                 try:
                     figures = evaluate_squad(model, tokenizer, dev_sample)
                 except ImportError as exc:  # the figures are for the log; training goes on without them
                     figures = {"error": str(exc)}
-                _log(log_path, {"step": step, "dev_sample": figures})
+                log_record(log_path, {"step": step, "dev_sample": figures})
     if step >= total_steps:
         write_model(model, tokenizer, args.out, _setup(args, len(examples)))
-        _log(log_path, {"event": "written", "out": str(args.out), "step": step})
+        log_record(log_path, {"event": "written", "out": str(args.out), "step": step})
     return args.out
 
 
@@ -372,19 +352,6 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
     if args.layer_decay != 1.0:
         setup["layer_decay"] = args.layer_decay
     return {**setup, "examples": examples}
-
-
-def _save(path: Path, model, optimizer, scheduler, step: int, setup: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "step": step,
-        "setup": setup,
-    }
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> None:
