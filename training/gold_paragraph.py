@@ -39,7 +39,9 @@ def best_spans(model, tokenizer, pairs: list[tuple[str, str]], max_length: int =
             return_tensors="pt",
         )
         context = torch.tensor([[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(chunk))], dtype=torch.bool)
-        output = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        device = next(model.parameters()).device
+        output = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
+        context = context.to(device)
         spans = span_logits(output.start_logits, output.end_logits, context)
         width = spans.shape[-1]
         values, flat = spans.flatten(1).max(dim=-1)

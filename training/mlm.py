@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from training import runs
 from training.data import read_squad_folder, split_held_out
-from training.runs import add_run_arguments, linear_schedule, log_record, save_checkpoint, update
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-mlm").expanduser()
 MIN_PIECE_TOKENS = 16
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--head-lr", type=float, default=1e-3, help="the new masked-word head's learning rate")
     parser.add_argument("--max-length", type=int, default=192, help="tokens per piece of context")
     parser.add_argument("--mask", type=float, default=0.15, help="share of tokens masked")
-    add_run_arguments(parser, save_every=100)
+    runs.add_run_arguments(parser, save_every=100)
     return parser.parse_args(argv)
 
 
@@ -71,8 +71,8 @@ def _setup(args: argparse.Namespace, pieces: int) -> dict:
     return {"stage": "mlm", **{k: getattr(args, k) for k in (*keys, "limit")}, "pieces": pieces}
 
 
-def _batch(collator, pieces: list[list[int]], indices: list[int]) -> dict[str, torch.Tensor]:
-    return collator([{"input_ids": pieces[i]} for i in indices])
+def _batch(collator, pieces: list[list[int]], indices: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+    return runs.on_device(collator([{"input_ids": pieces[i]} for i in indices]), device)
 
 
 def held_out_loss(model, collator, pieces: list[list[int]], batch_size: int) -> float:
@@ -84,7 +84,7 @@ def held_out_loss(model, collator, pieces: list[list[int]], batch_size: int) -> 
     with torch.no_grad():
         for start in range(0, len(pieces), batch_size):
             indices = list(range(start, min(start + batch_size, len(pieces))))
-            losses.append(masked_loss(model, _batch(collator, pieces, indices)).item())
+            losses.append(masked_loss(model, _batch(collator, pieces, indices, model.device)).item())
     torch.set_rng_state(state)
     model.train()
     return round(sum(losses) / len(losses), 4) if losses else None
@@ -98,6 +98,10 @@ def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
     args.checkpoints.mkdir(parents=True, exist_ok=True)
     log_path = args.checkpoints / "train-log.jsonl"
+
+    def log(record: dict) -> None:
+        runs.log_record(log_path, record)
+
     resolved = resolve_model(args.base)
     if resolved.path is None:
         raise SystemExit(f"base model {args.base} is not on this machine")
@@ -105,6 +109,8 @@ def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     model = BertForMaskedLM.from_pretrained(str(resolved.path), dtype=torch.float32)
     model.bert.embeddings.word_embeddings.requires_grad_(False)  # and so the tied output weights
+    device = runs.pick_device(args.device)
+    model.to(device)
 
     paragraphs = read_squad_folder(args.data)
     if args.limit:
@@ -121,22 +127,22 @@ def train(args: argparse.Namespace) -> Path:
     optimizer = torch.optim.AdamW(
         [{"params": encoder, "lr": args.lr}, {"params": head, "lr": args.head_lr}], weight_decay=0.01
     )
-    scheduler = linear_schedule(optimizer, total_steps, args.warmup)
+    scheduler = runs.linear_schedule(optimizer, total_steps, args.warmup)
     setup = _setup(args, len(pieces))
     checkpoint, step = args.checkpoints / "last.pt", 0
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
         if state["setup"] == setup:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             step = state["step"]
-            log_record(log_path, {"event": "resumed", "step": step})
+            log({"event": "resumed", "step": step})
         else:
-            log_record(log_path, {"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
-    log_record(log_path, {"event": "start", "setup": setup, "steps": total_steps, "step": step})
+            log({"event": "checkpoint of another setup ignored", "path": str(checkpoint)})
+    log({"event": "start", "setup": setup, "steps": total_steps, "step": step})
     if step == 0:
-        log_record(log_path, {"step": 0, "held_out_loss": held_out_loss(model, collator, held_pieces, args.batch_size)})
+        log({"step": 0, "held_out_loss": held_out_loss(model, collator, held_pieces, args.batch_size)})
 
     model.train()
     parameters = encoder + head
@@ -150,24 +156,24 @@ def train(args: argparse.Namespace) -> Path:
             if step >= stop:
                 break
             torch.manual_seed(args.seed * 100_003 + step)  # the same masks after a resume
-            loss = masked_loss(model, _batch(collator, pieces, order[first : first + args.batch_size]))
-            update(loss, optimizer, scheduler, parameters)
+            loss = masked_loss(model, _batch(collator, pieces, order[first : first + args.batch_size], device))
+            runs.update(loss, optimizer, scheduler, parameters)
             step += 1
             seen += args.batch_size
             running = 0.98 * running + 0.02 * loss.item() if running else loss.item()
             if step % 10 == 0 or step == stop:
                 rate = round(seen / (time.time() - started), 2)
-                log_record(log_path, {"step": step, "of": total_steps, "loss": round(running, 4), "pieces_per_s": rate})
+                log({"step": step, "of": total_steps, "loss": round(running, 4), "pieces_per_s": rate})
             if step % args.save_every == 0 or step == stop:
-                save_checkpoint(checkpoint, model, optimizer, scheduler, step, setup)
+                runs.save_checkpoint(checkpoint, model, optimizer, scheduler, step, setup)
     if step >= total_steps:
         held_out = held_out_loss(model, collator, held_pieces, args.batch_size)
-        log_record(log_path, {"step": step, "held_out_loss": held_out})
+        log({"step": step, "held_out_loss": held_out})
         args.out.mkdir(parents=True, exist_ok=True)
-        model.bert.save_pretrained(args.out)
+        model.bert.to("cpu").save_pretrained(args.out)
         tokenizer.save_pretrained(args.out)
         (args.out / "training.json").write_text(json.dumps(setup, indent=2) + "\n", encoding="utf-8")
-        log_record(log_path, {"event": "written", "out": str(args.out), "step": step})
+        log({"event": "written", "out": str(args.out), "step": step})
     return args.out
 
 

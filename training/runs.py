@@ -20,6 +20,19 @@ def add_run_arguments(parser: argparse.ArgumentParser, save_every: int) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (the schedule is unchanged)")
     parser.add_argument("--save-every", type=int, default=save_every)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--device", default="auto", help="cpu, cuda, or auto: a GPU where one is at hand (the same model is written)"
+    )
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def on_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
 
 
 def linear_schedule(optimizer, total_steps: int, warmup_share: float):

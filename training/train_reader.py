@@ -34,7 +34,15 @@ from training.data import (
     weighted_order,
 )
 from training.gold_paragraph import evaluate_squad, read_dev, span_logits
-from training.runs import add_run_arguments, linear_schedule, log_record, save_checkpoint, update
+from training.runs import (
+    add_run_arguments,
+    linear_schedule,
+    log_record,
+    on_device,
+    pick_device,
+    save_checkpoint,
+    update,
+)
 from training.weights import trained_weights, write_model
 
 DEFAULT_CHECKPOINTS = Path("~/.cache/qabot/reader-training").expanduser()
@@ -106,7 +114,7 @@ def loss_of(model, batch: dict[str, torch.Tensor], hard_negatives: int = 8) -> t
     token_loss = (F.cross_entropy(output.start_logits, starts) + F.cross_entropy(output.end_logits, ends)) / 2
     spans = span_logits(output.start_logits, output.end_logits, batch["context"])
     answerable = starts > 0
-    rows = torch.arange(len(starts))
+    rows = torch.arange(len(starts), device=starts.device)
     gold = spans[rows, starts, ends]
     wrong = spans.clone()
     wrong[rows[answerable], starts[answerable], ends[answerable]] = -1e4
@@ -237,6 +245,8 @@ def train(args: argparse.Namespace) -> Path:
     model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
     if args.init:
         model.load_state_dict(trained_weights(args.init))
+    device = pick_device(args.device)
+    model.to(device)
     examples = make_examples(
         train_paragraphs,
         args.seed,
@@ -256,7 +266,7 @@ def train(args: argparse.Namespace) -> Path:
     checkpoint = args.checkpoints / "last.pt"
     step = 0
     if checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
+        state = torch.load(checkpoint, weights_only=False, map_location=device)
         setup = _setup(args, len(examples))
         same_but_epochs = {**state["setup"], "epochs": args.epochs} == setup
         if same_but_epochs:
@@ -304,7 +314,7 @@ def train(args: argparse.Namespace) -> Path:
         for indices in order[position:]:
             if step >= stop:
                 break
-            loss = loss_of(model, collate(encoded, indices, tokenizer.pad_token_id))
+            loss = loss_of(model, on_device(collate(encoded, indices, tokenizer.pad_token_id), device))
             update(loss, optimizer, scheduler, parameters)
             step += 1
             seen += len(indices)

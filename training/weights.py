@@ -12,7 +12,7 @@ import torch
 def trained_weights(path: Path) -> dict[str, torch.Tensor]:
     """The QA model's weights from an earlier stage: its checkpoint (`last.pt`) or its written folder."""
     if path.is_file():
-        return torch.load(path, weights_only=False)["model"]
+        return torch.load(path, weights_only=False, map_location="cpu")["model"]
     from safetensors.torch import load_file
 
     weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
@@ -32,6 +32,6 @@ def write_model(model, tokenizer, out: Path, setup: dict | None = None) -> None:
     if setup is not None:
         (out / "training.json").write_text(json.dumps(setup, indent=2) + "\n", encoding="utf-8")
     model.config.dtype = "float32"
-    halved = {k: v.half().contiguous() for k, v in model.state_dict().items()}
+    halved = {k: v.half().cpu().contiguous() for k, v in model.state_dict().items()}
     model.save_pretrained(out, state_dict=halved, safe_serialization=True)
     tokenizer.save_pretrained(out)
