@@ -183,6 +183,7 @@ class QAEngine:
                     calibration_factor=factor,
                     threads=models.threads,
                     quantize=models.reader_quantize,
+                    distinct=True,
                 )
             else:
                 import torch

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from retrieval.answering.answer import Turn
+from retrieval.answering.decide import names_only
 from retrieval.answering.followup import is_follow_up
 from tests.conftest import NEWS, ROOT, run_qabot
 
@@ -91,6 +92,31 @@ def test_a_follow_up_the_story_cannot_answer_moves_and_says_so(news_engine):
     moved = answers[1]
     assert moved.known and moved.title != BRIDGE
     assert f"Moved to another article: {moved.title}" in moved.notices
+
+
+@pytest.mark.parametrize(
+    ("span", "referent", "repeats"),
+    [
+        ("US-led forces", "US-led forces", True),
+        ("Khalilzad", "Zalmay Khalilzad", True),
+        ("Trump", "President Donald Trump", True),
+        ("Defence Secretary", "Defence Secretary Mark Esper", False),  # "What is his job?"
+        ("Thursday", "Mike Pompeo", False),
+        ("Mark Esper", "", False),  # no earlier answer
+    ],
+)
+def test_a_span_that_only_names_the_earlier_answer_again_is_told_apart(span, referent, repeats):
+    assert names_only(span, referent) is repeats
+
+
+def test_a_follow_up_is_not_answered_with_what_its_pronoun_stands_for(reader_engine):
+    first, why = talk(
+        reader_engine, "Who overthrew the Taliban government in Afghanistan in 2001?", "Why did they do that?"
+    )
+    assert first.text == "US-led forces"
+    assert why.known and "US-led" not in why.text and "safe haven" in why.evidence
+    alone = reader_engine.ask("Why did they do that? (Who overthrew the Taliban government in Afghanistan in 2001?)")
+    assert alone.text == "US-led forces"  # what the reader reads without the conversation
 
 
 def test_a_follow_up_with_no_earlier_question_is_a_new_question(news_engine):

@@ -307,3 +307,31 @@ def test_the_report_gives_each_confidence_band_its_share_and_right_rate_and_the_
     summary = summarize(results)
     assert "sure answers wrong: 0.500" in bands_line(summary)
     assert "## Confidence bands" in markdown_report(summary)
+
+
+def test_the_report_counts_right_answers_among_the_alternatives():
+    from bot.evaluation.questionsets import EvalQuestion
+    from bot.evaluation.report import bands_line, summarize
+    from bot.evaluation.runner import QuestionResult
+    from retrieval.answering.answer import Alternative, Answer
+
+    def result(number: int, gold: str, text: str, *others: str) -> QuestionResult:
+        question = EvalQuestion(id=str(number), question=f"Question {number}?", answers=(gold,) if gold else ())
+        alternatives = tuple(Alternative(other, 0.1, f"{other}.", "t") for other in others)
+        answer = Answer(question.question, text, 0.5, "extractive", confidence="unsure", alternatives=alternatives)
+        return QuestionResult(question, answer, 1.0)
+
+    summary = summarize(
+        [
+            result(1, "Paris", "Paris", "Lyon"),
+            result(2, "Oslo", "Bergen", "Tromsø", "the Oslo"),  # missed; right among the alternatives
+            result(3, "Lima", "Cusco"),  # missed, no alternatives
+            result(4, "", "Madrid", "Seville"),  # no answer to find: not counted
+        ]
+    )
+    more = summary["alternatives"]
+    assert more["with_alternatives"] == pytest.approx(2 / 3)
+    assert more["exact_match_top_3"] == pytest.approx(2 / 3)
+    assert more["missed_but_in_alternatives"] == pytest.approx(1 / 2)
+    assert summary["questions"][1]["alternatives"][1] == {"text": "the Oslo", "score": 0.1, "exact_match": 1.0}
+    assert "EM of the answer or one of them 0.667" in bands_line(summary)

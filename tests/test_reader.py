@@ -206,6 +206,27 @@ def test_onnx_and_haystack_torch_readers_give_the_same_answers():
         assert [a.document_offset for a in ours] == [a.document_offset for a in theirs]
 
 
+def test_distinct_candidates_keep_the_best_answer_and_find_other_answers_rather_than_its_neighbours():
+    documents = [
+        Document(
+            content="The rover was built in Turin and tested in Stevenage. It touched down on Thursday in a "
+            "region called Oxia Planum, and its controllers in Darmstadt cheered."
+        )
+    ]
+    calibration = json.loads((SHIPPED / "calibration.json").read_text())["calibration_factor"]
+    plain = OnnxExtractiveReader(SHIPPED, _onnx_dir(), calibration_factor=calibration)
+    distinct = OnnxExtractiveReader(SHIPPED, _onnx_dir(), calibration_factor=calibration, distinct=True)
+    for question in ("Where did the rover land?", "Where was the rover built?"):
+        haystack = plain.run(query=question, documents=documents, top_k=5, no_answer=False)["answers"]
+        ours = distinct.run(query=question, documents=documents, top_k=5, no_answer=False)["answers"]
+        assert (ours[0].data, ours[0].document_offset) == (haystack[0].data, haystack[0].document_offset)
+        assert ours[0].score == pytest.approx(haystack[0].score)
+        spans = [(a.document_offset.start, a.document_offset.end) for a in ours]
+        assert all(e1 <= s2 or e2 <= s1 for i, (s1, e1) in enumerate(spans) for s2, e2 in spans[i + 1 :])
+        assert len(ours) == 5 > len(haystack)  # Haystack's 20 candidates hug the best span
+        assert [a.score for a in ours] == sorted((a.score for a in ours), reverse=True)
+
+
 def test_int8_reader_keeps_the_float_readers_answers(seed_index_dir, reader_engine):
     engine = QAEngine(make_settings(seed_index_dir, reader=DEFAULT_READER_MODEL, models={"reader_quantize": True}))
     engine.warm_up()

@@ -133,6 +133,10 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
         "confidence": answer.confidence,
         "coverage": answer.coverage,
         "evidence": answer.evidence,
+        "alternatives": [
+            {"text": a.text, "score": a.score, "exact_match": exact_match(a.text, question.answers)}
+            for a in answer.alternatives
+        ],
         "abstained": not answer.known,
         "exact_match": exact_match(result.prediction, question.answers),
         "f1": f1_score(result.prediction, question.answers),
@@ -154,6 +158,24 @@ def score_question(result: QuestionResult) -> dict[str, Any]:
         "retrieved_sources": [passage.source for passage in answer.passages],
         "latency_ms": round(result.latency_ms, 2),
     }
+
+
+def alternative_figures(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What `/more` would add, over the answerable questions: the share whose answer comes with
+    alternatives, EM of the answer or any alternative (DrQA's top-n), and of the answers that miss
+    the share with a right alternative."""
+    answerable = [r for r in records if r["gold"]]
+    missed = [r for r in answerable if not r["exact_match"]]
+    in_any = [bool(r["exact_match"]) or any(a["exact_match"] for a in r["alternatives"]) for r in answerable]
+    return {
+        "with_alternatives": _share([bool(r["alternatives"]) for r in answerable]),
+        "exact_match_top_3": _share(in_any),
+        "missed_but_in_alternatives": _share([any(a["exact_match"] for a in r["alternatives"]) for r in missed]),
+    }
+
+
+def _share(flags: Sequence[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
 
 
 def failure_reason(record: dict[str, Any]) -> str | None:

@@ -13,6 +13,7 @@ from rich.table import Table
 from bot.evaluation.followups import follow_up_figures, follow_ups_line
 from bot.evaluation.metrics import (
     QUESTION_TYPES,
+    alternative_figures,
     expected_calibration_error,
     failure_reason,
     percentile,
@@ -103,6 +104,7 @@ def summarize(results: Sequence[QuestionResult], questions_file: Path | str = ""
         **_aggregate(records),
         "answer_kinds": dict(Counter(r["kind"] for r in records)),
         "bands": band_figures(records),
+        "alternatives": alternative_figures(records),
         "reliability": reliability,
         "expected_calibration_error": expected_calibration_error(reliability) if reliability else None,
         "by_type": by_type,
@@ -181,7 +183,12 @@ def bands_line(summary: dict[str, Any]) -> str:
         + (f" (right {format_metric(bands[band]['right'])})" if band != "none" else "")
         for band in ("sure", "unsure", "none")
     ]
-    return f"Bands: {'; '.join(parts)}; sure answers wrong: {format_metric(bands['sure_wrong'])}."
+    more = summary["alternatives"]
+    return (
+        f"Bands: {'; '.join(parts)}; sure answers wrong: {format_metric(bands['sure_wrong'])}. "
+        f"Alternatives: with {format_metric(more['with_alternatives'])} of answerable; "
+        f"EM of the answer or one of them {format_metric(more['exact_match_top_3'])}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -143,14 +143,16 @@ class ExtractiveAnswerer:
         question: str = "",
         context: str = "",
         question_tokens: TokenVectors | None = None,
+        referent: str = "",
     ) -> Reading:
-        """The reader's best span in the windows around the best sentences of `documents`."""
+        """The reader's best span in the windows around the best sentences of `documents`; not one
+        that names only the `referent` (see `names_only`)."""
         choices = self.sentences.best_sentences(question or query, documents, context, question_tokens)
         windows = self._windows(choices)
         if not windows:
             return Reading(None, 1.0, 0.0)
         answers = self.reader.run(query=query, documents=windows, top_k=1 + 2 * self.alternatives, no_answer=False)
-        spans = [a for a in answers["answers"] if a.data and a.data.strip()]
+        spans = [a for a in answers["answers"] if a.data and a.data.strip() and not names_only(a.data, referent)]
         no_answer = 1.0 - spans[0].score if spans else 1.0  # Haystack's, of the best span alone
         score, best_document, best = choices[0]
         lead = score - choices[1][0] if len(choices) > 1 else score
@@ -228,10 +230,11 @@ class ExtractiveAnswerer:
         question: str = "",
         context: str = "",
         question_tokens: TokenVectors | None = None,
+        referent: str = "",
     ) -> dict[str, Any]:
         """Read the best windows for `query` (the reader's question); `question` and `context` choose
-        the sentences, as for the sentence reader."""
-        reading = self.read(query, documents, question, context, question_tokens)
+        the sentences, as for the sentence reader; `referent` is the earlier answer a follow-up leans on."""
+        reading = self.read(query, documents, question, context, question_tokens, referent)
         return {"answer": self.decide(reading)}
 
     def decide(self, reading: Reading) -> ExtractedAnswer | None:
@@ -277,6 +280,16 @@ def _with(answer: ExtractedAnswer, **meta: Any) -> ExtractedAnswer:
         document_offset=answer.document_offset,
         meta={**answer.meta, **meta},
     )
+
+
+def names_only(span: str, referent: str) -> bool:
+    """Whether a span only names again what a follow-up's pronoun stands for: its words are all the
+    referent's, its last one too (the head of a name or noun phrase). After "Who overthrew the
+    Taliban?" ("US-led forces"), "Why did they do that?" is not answered "US-led forces", nor "What
+    did he say?" after "Zalmay Khalilzad" "Khalilzad"; "What is his job?" after "Defence Secretary
+    Mark Esper" may be "Defence Secretary"."""
+    words, named = _words(span), re.findall(r"\w+", referent.lower())
+    return bool(words and named) and words <= set(named) and named[-1] in words
 
 
 def _words(text: str | None) -> frozenset[str]:

@@ -93,10 +93,13 @@ class FollowUpContextualizer:
     def __init__(self, speller: Callable[[str], str] | None = None) -> None:
         self.speller = speller
 
-    @component.output_types(search_query=str, question=str, context=str, reader_question=str, story=str, follow_up=bool)
+    @component.output_types(
+        search_query=str, question=str, context=str, reader_question=str, story=str, follow_up=bool, referent=str
+    )
     def run(self, question: str, history: list[Turn] | None = None, keep_story: bool = True) -> dict[str, Any]:
         """`search_query` finds passages; `question` with its `context` (the earlier question, or "")
-        picks the sentence; the reader gets `reader_question`."""
+        picks the sentence; the reader gets `reader_question`. `referent` is the earlier answer a
+        follow-up leans on ("Mark Esper" for "What is his job?"): what "he" stands for is not what is asked."""
         if self.speller is not None:
             question = self.speller(question)
         recent = list(history or ())[-RECENT_TURNS:]
@@ -109,6 +112,7 @@ class FollowUpContextualizer:
                 "reader_question": question,
                 "story": "",
                 "follow_up": False,
+                "referent": "",
             }
         said = previous.answer.evidence or previous.answer.text if previous.answer.known else ""
         # A follow-up of a follow-up ("When did it land?" after "How deep can its drill reach?") is
@@ -125,4 +129,5 @@ class FollowUpContextualizer:
             "reader_question": f"{question} ({opener})",
             "story": previous.answer.source if keep_story and previous.answer.known else "",
             "follow_up": True,
+            "referent": previous.answer.text if previous.answer.kind == "extractive" else "",
         }

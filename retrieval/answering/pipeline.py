@@ -84,6 +84,8 @@ def build_question_pipeline(
     pipeline.connect("followup.reader_question", "answerer.query")
     pipeline.connect("followup.question", "answerer.question")
     pipeline.connect("followup.context", "answerer.context")
+    if reader is not None:
+        pipeline.connect("followup.referent", "answerer.referent")
     if isinstance(embedder, OnnxTextEmbedder):
         pipeline.connect("embedder.tokens", "answerer.question_tokens")
     pipeline.connect("ranker.documents", "answerer.documents")
