@@ -335,3 +335,23 @@ def test_the_report_counts_right_answers_among_the_alternatives():
     assert more["missed_but_in_alternatives"] == pytest.approx(1 / 2)
     assert summary["questions"][1]["alternatives"][1] == {"text": "the Oslo", "score": 0.1, "exact_match": 1.0}
     assert "EM of the answer or one of them 0.667" in bands_line(summary)
+
+
+def test_decoding_replays_change_only_the_answers_their_rule_applies_to():
+    from benchmarks.decoding_replays import answer_type, hyphen, replay
+
+    def record(question, prediction, gold, evidence="", alternatives=()):
+        others = [{"text": text, "score": score} for text, score in alternatives]
+        return dict(
+            question=question, prediction=prediction, gold=gold, evidence=evidence, score=0.5, alternatives=others
+        )
+
+    week = record("How long?", "week", ["week-long"], "A week-long truce held.")
+    assert hyphen(week) == "week-long" and hyphen({**week, "prediction": "truce"}) == "truce"
+    when = record("When did it open?", "long history", ["1897"], alternatives=[("film", 0.3), ("1897", 0.2)])
+    assert answer_type(when) == "1897"
+    assert answer_type({**when, "alternatives": [{"text": "1897", "score": 0.01}]}) == "long history"
+    assert answer_type({**when, "question": "Who opened it?"}) == "long history"
+    figures = replay([week, when, {**week, "gold": []}], hyphen)
+    assert (figures["changed"], figures["better"], figures["worse"]) == (1, 1, 0)
+    assert figures["em"] == [0.0, 0.5]
