@@ -6,8 +6,9 @@ Each rule changes some answers after the reader has read; replaying it over save
 exact effect on EM and F1 (the answers it leaves alone keep their score):
 
 * **hyphen**: a span cut inside a hyphenated word is completed ("week" to "week-long");
-* **type**: a "how many/much/long …" or "when …" question whose answer holds no number (or date
-  word) takes the first alternative that does, when it scores at least a tenth of the answer.
+* **type**: a "how many/much …" or "when …" question (`qabot eval`'s question types) whose answer
+  holds no number (or date word) takes the first alternative that does, when it scores at least a
+  tenth of the answer.
 
 Prints, per file and rule, how many answers it changes, how many for the better and the worse, and
 EM / F1 over the answerable questions before and after.
@@ -24,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.evaluation.metrics import exact_match, f1_score  # noqa: E402
+from bot.evaluation.metrics import exact_match, f1_score, question_type  # noqa: E402
 
 _NUMBER = re.compile(
     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|"
@@ -59,12 +60,9 @@ def hyphen(record: dict) -> str:
 
 def answer_type(record: dict) -> str:
     """The first alternative of the asked type when the answer is not of it."""
-    question, answer = record["question"].lower(), record["prediction"]
-    if re.match(r"\s*how (many|much|long|old|far|big|large|tall|high|deep)\b", question):
-        wanted = _NUMBER
-    elif re.match(r"\s*(when|in what year|what year|in which year|which year)\b", question):
-        wanted = _DATE
-    else:
+    wanted = {"how many/much": _NUMBER, "when": _DATE}.get(question_type(record["question"]))
+    answer = record["prediction"]
+    if wanted is None:
         return answer
     if not answer or wanted.search(answer):
         return answer
