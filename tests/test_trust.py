@@ -47,17 +47,18 @@ def test_every_answer_has_a_band_and_a_known_answer_is_sure_or_unsure(news_engin
 
 def test_alternatives_are_distinct_answers_with_their_sentence_and_title(news_engine):
     answer = news_engine.ask("When did the talks collapse?")  # no such article: whatever is found, or none
-    for question in ("Who scored for Wrexham?", "Where did the rover land?", "Who opened the new Tagus bridge?"):
+    for question in ("Who scored for Wrexham?", "Which towns were flooded?", "How much did the bridge cost?"):
         answer = news_engine.ask(question)
         texts = [answer.text.lower(), *(a.text.lower() for a in answer.alternatives)]
         assert len(answer.alternatives) <= 2 and len(set(texts)) == len(texts)
         for alternative in answer.alternatives:
             assert alternative.text and alternative.text in alternative.evidence and alternative.title
-            assert 0.0 <= alternative.score <= 1.0
+            assert 0.01 <= alternative.score <= answer.score  # under 0.01 they are noise
     data = news_engine.ask("Who scored for Wrexham?").to_dict()
     assert isinstance(data["alternatives"], list)
     assert all({"text", "score", "evidence", "title"} <= set(a) for a in data["alternatives"])
-    assert any(news_engine.ask(q).alternatives for q in ("Who scored for Wrexham?", "Where did the rover land?"))
+    flooded = news_engine.ask("Which towns were flooded?")
+    assert flooded.alternatives and flooded.alternatives[0].title == flooded.title
 
 
 @pytest.mark.parametrize(
@@ -125,7 +126,10 @@ def test_the_cli_shows_the_band_a_sure_answer_as_the_answer_an_unsure_one_as_the
 
 def test_the_chat_shows_the_other_answers_with_more_and_says_when_nothing_was_asked(news_index_dir, tmp_path):
     env = {"QABOT_DATA_DIR": str(tmp_path / "data")}
-    chat = run_qabot("chat", "--index", str(news_index_dir), input="/more\nWhere did the rover land?\n/more\n", env=env)
+    script = "/more\nWhich towns were flooded?\n/more\nHow many jobs will ASML cut?\n/more\n"
+    chat = run_qabot("chat", "--index", str(news_index_dir), input=script, env=env)
     assert chat.returncode == 0
     assert "Ask a question first; then /more" in chat.stdout.split("Confidence")[0]
-    assert "Other answers to “Where did the rover land?”" in chat.stdout or "I found no other answer" in chat.stdout
+    other = chat.stdout.split("Other answers to “Which towns were flooded?”:")[1]
+    assert "Faenza" in other.split("Confidence")[0]
+    assert "I found no other answer" in chat.stdout.split("1,700")[-1]
