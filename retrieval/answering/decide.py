@@ -62,8 +62,9 @@ class ExtractiveAnswerer:
     Every answer carries a band in `meta["band"]`: "sure" when the `sure_model`'s chance that it is
     right reaches `sure_threshold` (without one: `sure_confidence` and `sure_coverage`), else "unsure"; and the
     next `alternatives` distinct spans scoring at least `min_alternative_score` in
-    `meta["alternatives"]` (on the dev sets, fewer than 2% of those under 0.01 were right). `lexicon` (the store's, a callable
-    as the re-ranker takes it) weighs the question's terms for the coverage.
+    `meta["alternatives"]` (on the dev sets, fewer than 2% of those under 0.01 were right).
+    `lexicon` (the store's, a callable as the re-ranker takes it) weighs the question's terms for
+    the coverage.
     """
 
     def __init__(
