@@ -311,7 +311,7 @@ def test_the_report_gives_each_confidence_band_its_share_and_right_rate_and_the_
 
 def test_the_report_counts_right_answers_among_the_alternatives():
     from bot.evaluation.questionsets import EvalQuestion
-    from bot.evaluation.report import bands_line, summarize
+    from bot.evaluation.report import bands_line, markdown_report, summarize
     from bot.evaluation.runner import QuestionResult
     from retrieval.answering.answer import Alternative, Answer
 
@@ -335,6 +335,7 @@ def test_the_report_counts_right_answers_among_the_alternatives():
     assert more["missed_but_in_alternatives"] == pytest.approx(1 / 2)
     assert summary["questions"][1]["alternatives"][1] == {"text": "the Oslo", "score": 0.1, "exact_match": 1.0}
     assert "EM of the answer or one of them 0.667" in bands_line(summary)
+    assert "EM of the answer or one of them 0.667" in markdown_report(summary)
 
 
 def test_decoding_replays_change_only_the_answers_their_rule_applies_to():

@@ -183,9 +183,14 @@ def bands_line(summary: dict[str, Any]) -> str:
         + (f" (right {format_metric(bands[band]['right'])})" if band != "none" else "")
         for band in ("sure", "unsure", "none")
     ]
+    wrong = format_metric(bands["sure_wrong"])
+    return f"Bands: {'; '.join(parts)}; sure answers wrong: {wrong}. {alternatives_line(summary)}"
+
+
+def alternatives_line(summary: dict[str, Any]) -> str:
+    """What the alternatives (/more) add, in one line."""
     more = summary["alternatives"]
     return (
-        f"Bands: {'; '.join(parts)}; sure answers wrong: {format_metric(bands['sure_wrong'])}. "
         f"Alternatives: with {format_metric(more['with_alternatives'])} of answerable; "
         f"EM of the answer or one of them {format_metric(more['exact_match_top_3'])}."
     )
@@ -361,6 +366,8 @@ def markdown_report(summary: dict[str, Any]) -> str:
             f"were right (F1 >= 0.5). Sure answers that were wrong: {format_metric(bands['sure_wrong'])}.",
             "",
             *_table(["band", "answers", "share of answerable", "share right"], rows),
+            "",
+            alternatives_line(summary),
             "",
         ]
     if summary.get("follow_ups"):
