@@ -158,6 +158,21 @@ def test_a_window_repeating_the_answer_in_other_words_is_not_made_unanswerable(t
     assert not _echoes_answer("The colour is a nice blue.", ["shelves are sturdy"])
 
 
+def test_the_order_seed_changes_the_negatives_and_order_but_not_the_held_out_articles(tmp_path):
+    data = _tiny_squad(tmp_path / "data")
+    checkpoints = tmp_path / "checkpoints"
+    common = ["--data", str(data), "--out", str(tmp_path / "reader"), "--checkpoints", str(checkpoints)]
+    common += ["--held-out", "0.34", "--threads", "1", "--same-article-negatives", "1", "--max-steps", "1"]
+    plain = train_reader.parse_args(common)
+    assert plain.order == 13 and "order_seed" not in train_reader._setup(plain, 0)
+    train_reader.main([*common, "--order-seed", "29"])
+    start = next(r for r in map(json.loads, (checkpoints / "train-log.jsonl").read_text().splitlines()) if "setup" in r)
+    assert start["setup"]["order_seed"] == 29 and start["setup"]["seed"] == 13
+    trained, _ = split_held_out(read_squad_folder(data), 0.34, 13)  # as with --seed 13 alone
+    windows = {seed: [e.context for e in make_examples(trained, seed, same_article_negatives=1)] for seed in (13, 29)}
+    assert start["examples"] == len(windows[29]) and sorted(windows[13]) != sorted(windows[29])
+
+
 def test_held_out_articles_are_never_trained_on(tmp_path):
     paragraphs = read_squad_folder(_tiny_squad(tmp_path / "data"))
     train, held = split_held_out(paragraphs, share=0.34, seed=3)

@@ -179,9 +179,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=192, help="tokens per training window")
     parser.add_argument("--freeze-layers", type=int, default=2, help="lowest encoder layers kept frozen")
     add_run_arguments(parser, save_every=50)
+    parser.add_argument(
+        "--order-seed",
+        type=int,
+        help="seed of the QA head's start, the made-up negatives and the order of examples (default: --seed, which "
+        "alone picks the held-out articles: runs that differ here share them, and can be averaged and calibrated)",
+    )
     parser.add_argument("--eval-every", type=int, default=300)
     parser.add_argument("--dev-sample", type=int, default=200, help="dev questions for the periodic figures")
     args = parser.parse_args(argv)
+    args.order = args.seed if args.order_seed is None else args.order_seed
     try:
         args.source_weights = {k: float(v) for k, v in (item.split("=", 1) for item in args.source_weight)}
     except ValueError:
@@ -229,7 +236,7 @@ def parameter_groups(model, lr: float, layer_decay: float) -> list[dict]:
 
 def train(args: argparse.Namespace) -> Path:
     torch.set_num_threads(args.threads)
-    random.seed(args.seed)
+    random.seed(args.order)
     args.checkpoints.mkdir(parents=True, exist_ok=True)
     log_path = args.checkpoints / "train-log.jsonl"
 
@@ -242,20 +249,20 @@ def train(args: argparse.Namespace) -> Path:
         if missing:
             raise SystemExit(f"--sources: no file {', '.join(sorted(missing))} in {args.data}")
         train_paragraphs = [p for p in train_paragraphs if p.source in args.sources]
-    model, tokenizer = build_model(args.base, args.seed, args.freeze_layers)
+    model, tokenizer = build_model(args.base, args.order, args.freeze_layers)
     if args.init:
         model.load_state_dict(trained_weights(args.init))
     device = pick_device(args.device)
     model.to(device)
     examples = make_examples(
         train_paragraphs,
-        args.seed,
+        args.order,
         same_article_negatives=args.same_article_negatives,
         tempting_negatives=args.tempting_negatives,
     )
     encoded, examples = encode(tokenizer, examples, args.max_length)
     lengths = [len(ids) for ids in encoded.input_ids]
-    per_epoch = math.ceil(len(weighted_order(examples, args.source_weights, args.seed)) / args.batch_size)
+    per_epoch = math.ceil(len(weighted_order(examples, args.source_weights, args.order)) / args.batch_size)
     total_steps = max(1, math.ceil(per_epoch * args.epochs))
     dev = read_dev(args.dev) if args.dev else []
     dev_sample = random.Random(args.seed).sample(dev, min(args.dev_sample, len(dev))) if dev else []
@@ -309,8 +316,8 @@ def train(args: argparse.Namespace) -> Path:
     stop = min(total_steps, args.max_steps or total_steps)
     while step < stop:
         epoch, position = divmod(step, per_epoch)
-        epoch_examples = weighted_order(examples, args.source_weights, args.seed + epoch)
-        order = list(batches(epoch_examples, lengths, args.batch_size, args.seed + epoch))
+        epoch_examples = weighted_order(examples, args.source_weights, args.order + epoch)
+        order = list(batches(epoch_examples, lengths, args.batch_size, args.order + epoch))
         for indices in order[position:]:
             if step >= stop:
                 break
@@ -361,6 +368,8 @@ def _setup(args: argparse.Namespace, examples: int) -> dict:
         setup["source_weights"] = dict(sorted(args.source_weights.items()))
     if args.layer_decay != 1.0:
         setup["layer_decay"] = args.layer_decay
+    if args.order != args.seed:
+        setup["order_seed"] = args.order
     return {**setup, "examples": examples}
 
 
