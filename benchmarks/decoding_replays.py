@@ -62,9 +62,7 @@ def answer_type(record: dict) -> str:
     """The first alternative of the asked type when the answer is not of it."""
     wanted = {"how many/much": _NUMBER, "when": _DATE}.get(question_type(record["question"]))
     answer = record["prediction"]
-    if wanted is None:
-        return answer
-    if not answer or wanted.search(answer):
+    if wanted is None or not answer or wanted.search(answer):
         return answer
     for alternative in record.get("alternatives", []):
         if wanted.search(alternative["text"]) and alternative["score"] >= 0.1 * record["score"]:

@@ -295,9 +295,12 @@ def names_only(span: str, referent: str) -> bool:
     Taliban?" ("US-led forces"), "Why did they do that?" is not answered "US-led forces", nor "What
     did he say?" after "Zalmay Khalilzad" "Khalilzad"; "What is his job?" after "Defence Secretary
     Mark Esper" may be "Defence Secretary"."""
-    words, named = _words(span), re.findall(r"\w+", referent.lower())
+    words, named = _words(span), _WORD.findall(referent.lower())
     return bool(words and named) and words <= set(named) and named[-1] in words
 
 
+_WORD = re.compile(r"\w+")
+
+
 def _words(text: str | None) -> frozenset[str]:
-    return frozenset(re.findall(r"\w+", (text or "").lower()))
+    return frozenset(_WORD.findall((text or "").lower()))

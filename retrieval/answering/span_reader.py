@@ -106,13 +106,13 @@ class OnnxExtractiveReader:
         logits = np.where(np.triu(np.ones_like(logits, dtype=bool)), logits, -np.inf)
         with np.errstate(over="ignore"):
             scores = 1.0 / (1.0 + np.exp(-logits * self.calibration_factor))
-        width = logits.shape[1]
         if self.distinct:
             return self._distinct_candidates(scores, answers_per_seq)
         flat = scores.ravel()
         count = min(answers_per_seq, flat.size)
         best = np.argpartition(-flat, count - 1)[:count]
         best = best[np.argsort(-flat[best], kind="stable")]
+        width = logits.shape[1]
         return [(int(i // width), int(i % width), float(flat[i])) for i in best if flat[i] > 0]
 
     @staticmethod
